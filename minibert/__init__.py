@@ -1,0 +1,6 @@
+"""minibert: BERT from scratch in NumPy/CuPy, forward and backward by hand, with the bottleneck
+adapters of Houlsby et al. (2019)."""
+from .backend import get_device, use
+from .config import BertConfig
+from .heads import SequenceClassificationHead
+from .model import BertModel

@@ -1,0 +1,68 @@
+"""The `minibert` command."""
+import argparse
+import sys
+
+import numpy as np
+
+from .config import BertConfig
+from .gradcheck import check_gradients
+from .heads import SequenceClassificationHead
+from .model import BertModel
+
+
+def gradcheck(args):
+    """Whole-model float64 gradient check of a small random BERT + classification head."""
+    config = BertConfig(vocab_size=50, hidden_size=args.hidden_size, num_hidden_layers=args.layers,
+                        num_attention_heads=args.heads, intermediate_size=4 * args.hidden_size,
+                        max_position_embeddings=32, initializer_range=0.3)
+    model = BertModel(config, device=args.device, dtype="float64", seed=args.seed)
+    head = SequenceClassificationHead(config.hidden_size, 3, initializer_range=0.3,
+                                      device=args.device, dtype="float64", seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    B, T = 3, 7
+    positions = np.arange(T)[None, :]
+    mask = (positions < np.array([[T], [T - 2], [T - 4]])).astype(np.int64)   # three lengths
+    batch = {"input_ids": np.where(mask == 1, rng.integers(1, config.vocab_size, (B, T)),
+                                   config.pad_token_id),
+             "token_type_ids": np.broadcast_to(positions >= 3, (B, T)).astype(np.int64),
+             "attention_mask": mask}
+    labels = rng.integers(0, 3, B)
+
+    def loss():
+        return float(head.forward(model.forward(**batch)[1], labels)[1])
+    loss()
+    model.backward(None, head.backward())
+    checks = check_gradients(loss, {**model.params, **head.params}, {**model.grads, **head.grads})
+    print(f"float64 gradient check on device {model.device.name}: {config.num_hidden_layers} layers, "
+          f"C={config.hidden_size}, H={config.num_attention_heads}, batch {B}x{T} with padding")
+    print(f"{'tensor':58s} {'shape':>12s} {'rel. error':>11s}")
+    for name, check in checks.items():
+        shape = "x".join(map(str, model.params.get(name, head.params.get(name)).shape))
+        error = "zero" if check.zero else f"{check.error:.2e}"
+        print(f"{name:58s} {shape:>12s} {error:>11s}")
+    worst = max(c.error for c in checks.values())
+    ok = worst <= args.tol
+    print(f"worst relative error {worst:.2e} ({'within' if ok else 'ABOVE'} {args.tol:g})")
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="minibert", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("gradcheck", help=gradcheck.__doc__)
+    check.add_argument("--device", default=None, help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
+    check.add_argument("--layers", type=int, default=2)
+    check.add_argument("--hidden-size", type=int, default=16)
+    check.add_argument("--heads", type=int, default=4)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--tol", type=float, default=1e-6)
+    args = parser.parse_args(argv)
+    try:
+        return {"gradcheck": gradcheck}[args.command](args)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        print(f"minibert {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""BertModel: embeddings -> L Transformer layers -> pooler, forward and backward by hand.
+
+The forward keeps every op's cache; the backward walks the same ops in reverse, layer by
+layer, and accumulates gradients only for parameters that are not frozen.
+"""
+from . import checkpoint
+from .backend import host_generator, to_host
+from .config import BertConfig
+from .module import Module
+from .ops.activations import gelu_backward, gelu_forward, tanh_backward, tanh_forward
+from .ops.attention import attention_backward, attention_forward, mask_to_bias
+from .ops.dropout import dropout_backward, dropout_forward
+from .ops.embedding import embedding_backward, embedding_forward
+
+
+def parameter_shapes(config):
+    """{name: shape} of every BertModel parameter, named as in Hugging Face checkpoints."""
+    C, F = config.hidden_size, config.intermediate_size
+    shapes = {
+        "embeddings.word_embeddings.weight": (config.vocab_size, C),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, C),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, C),
+        "embeddings.LayerNorm.weight": (C,), "embeddings.LayerNorm.bias": (C,),
+    }
+    for l in range(config.num_hidden_layers):
+        p = f"encoder.layer.{l}."
+        for name, (out_dim, in_dim) in {"attention.self.query": (C, C), "attention.self.key": (C, C),
+                                        "attention.self.value": (C, C),
+                                        "attention.output.dense": (C, C),
+                                        "intermediate.dense": (F, C), "output.dense": (C, F)}.items():
+            shapes[p + name + ".weight"] = (out_dim, in_dim)
+            shapes[p + name + ".bias"] = (out_dim,)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[p + name + ".weight"] = (C,)
+            shapes[p + name + ".bias"] = (C,)
+    shapes["pooler.dense.weight"] = (C, C)
+    shapes["pooler.dense.bias"] = (C,)
+    return shapes
+
+
+class BertModel(Module):
+    def __init__(self, config, device=None, dtype="float32", seed=0):
+        super().__init__(device, dtype, seed)
+        self.config = config if isinstance(config, BertConfig) else BertConfig.from_dict(config)
+        # Hugging Face's init: weights ~ N(0, initializer_range), biases 0, LayerNorm (1, 0)
+        init = host_generator(seed)
+        xp = self.device.xp
+        for name, shape in parameter_shapes(self.config).items():
+            if name.endswith("LayerNorm.weight"):
+                self.params[name] = xp.ones(shape, dtype=dtype)
+            elif name.endswith("bias"):
+                self.params[name] = xp.zeros(shape, dtype=dtype)
+            else:
+                self.params[name] = self._normal(init, shape, self.config.initializer_range)
+        self.params["embeddings.word_embeddings.weight"][self.config.pad_token_id] = 0
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, device=None, dtype="float32"):
+        """A pretrained BERT: a name ("minilm-l6"), a Hugging Face-format folder or a hub id."""
+        config, tensors = checkpoint.read_pretrained(name_or_path)
+        checkpoint.check_tensors(tensors, parameter_shapes(config), source=str(name_or_path))
+        model = cls(config, device=device, dtype=dtype)
+        model.params = {name: model.device.asarray(tensors[name], dtype=dtype)
+                        for name in model.params}
+        return model
+
+    def save_pretrained(self, folder):
+        checkpoint.write_pretrained(folder, self.config, self.host_params())
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
+        """input_ids, token_type_ids, attention_mask (B, T) -> sequence (B, T, C), pooled (B, C)."""
+        input_ids, token_type_ids, attention_mask = self._check_inputs(
+            input_ids, token_type_ids, attention_mask)
+        rng = self.rng if self.training else None
+        x, embeddings_cache = self._embeddings_forward(input_ids, token_type_ids, rng)
+        mask_bias = mask_to_bias(attention_mask, self.dtype)
+        layer_caches = []
+        for l in range(self.config.num_hidden_layers):
+            x, cache = self.layer_forward(l, x, mask_bias, rng)
+            layer_caches.append(cache)
+        pooled, pooler_cache = self._pooler_forward(x)
+        self._cache = (embeddings_cache, layer_caches, pooler_cache, x.shape)
+        return x, pooled
+
+    def _embeddings_forward(self, input_ids, token_type_ids, rng):
+        p, xp = self.params, self.device.xp
+        T = input_ids.shape[1]
+        words, words_cache = embedding_forward(input_ids, p["embeddings.word_embeddings.weight"])
+        positions, positions_cache = embedding_forward(
+            xp.arange(T)[None, :], p["embeddings.position_embeddings.weight"])    # (1, T, C)
+        types, types_cache = embedding_forward(
+            token_type_ids, p["embeddings.token_type_embeddings.weight"])
+        x, ln_cache = self._layernorm(words + positions + types, "embeddings.LayerNorm",
+                                      self.config.layer_norm_eps)
+        x, dropout_cache = dropout_forward(x, self.config.hidden_dropout_prob, rng)
+        return x, (words_cache, positions_cache, types_cache, ln_cache, dropout_cache)
+
+    def layer_forward(self, l, x, mask_bias, rng=None):
+        """Transformer layer l: x (B, T, C) -> (B, T, C), attention block then feed-forward
+        block, each closed by residual + LayerNorm. mask_bias (B, 1, 1, T) from mask_to_bias."""
+        cfg, p = self.config, f"encoder.layer.{l}."
+        q, q_cache = self._linear(x, p + "attention.self.query")
+        k, k_cache = self._linear(x, p + "attention.self.key")
+        v, v_cache = self._linear(x, p + "attention.self.value")
+        context, attn_cache = attention_forward(q, k, v, mask_bias, cfg.num_attention_heads,
+                                                cfg.attention_probs_dropout_prob, rng)
+        a, a_cache = self._linear(context, p + "attention.output.dense")
+        a, a_drop = dropout_forward(a, cfg.hidden_dropout_prob, rng)
+        h, h_ln = self._layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
+
+        i, i_cache = self._linear(h, p + "intermediate.dense")                  # (B, T, F)
+        i, gelu_cache = gelu_forward(i, cfg.gelu_form)
+        o, o_cache = self._linear(i, p + "output.dense")                        # (B, T, C)
+        o, o_drop = dropout_forward(o, cfg.hidden_dropout_prob, rng)
+        y, y_ln = self._layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
+        return y, (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, h_ln,
+                   i_cache, gelu_cache, o_cache, o_drop, y_ln)
+
+    def _pooler_forward(self, x):
+        # the [CLS] position through tanh(dense): (B, T, C) -> (B, C)
+        z, dense_cache = self._linear(x[:, 0], "pooler.dense")
+        pooled, tanh_cache = tanh_forward(z)
+        return pooled, (dense_cache, tanh_cache)
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, dseq=None, dpooled=None):
+        """Gradients of a scalar loss w.r.t. the outputs of the last forward -> self.grads.
+
+        Backpropagation stops below the lowest layer that holds a trainable parameter."""
+        embeddings_cache, layer_caches, pooler_cache, shape = self._cache
+        xp = self.device.xp
+        dx = xp.zeros(shape, dtype=self.dtype) if dseq is None else xp.array(dseq, dtype=self.dtype)
+        if dpooled is not None:
+            dpooled = self.device.asarray(dpooled, dtype=self.dtype)
+            dx[:, 0] += self._pooler_backward(dpooled, pooler_cache)
+        lowest = self._lowest_trainable_layer()
+        for l in reversed(range(max(lowest, 0), self.config.num_hidden_layers)):
+            dx = self.layer_backward(l, dx, layer_caches[l], input_grad=l > lowest)
+        if lowest == -1:
+            self._embeddings_backward(dx, embeddings_cache)
+
+    def _lowest_trainable_layer(self):
+        # -1: the embeddings learn; l: layer l is the lowest that learns; L: only the pooler
+        for name in self.trainable_names():
+            if name.startswith("embeddings."):
+                return -1
+        layers = [int(n.split(".")[2]) for n in self.trainable_names() if n.startswith("encoder.")]
+        return min(layers, default=self.config.num_hidden_layers)
+
+    def _pooler_backward(self, dpooled, cache):
+        dense_cache, tanh_cache = cache
+        return self._linear_backward(tanh_backward(dpooled, tanh_cache), dense_cache, "pooler.dense")
+
+    def layer_backward(self, l, dy, cache, input_grad=True):
+        """dy (B, T, C) -> dx (B, T, C) (None when input_grad is False); layer l's parameter
+        gradients accumulate in self.grads."""
+        p = f"encoder.layer.{l}."
+        (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, h_ln,
+         i_cache, gelu_cache, o_cache, o_drop, y_ln) = cache
+        dsum = self._layernorm_backward(dy, y_ln, p + "output.LayerNorm")       # d(o + h)
+        do = dropout_backward(dsum, o_drop)
+        di = self._linear_backward(do, o_cache, p + "output.dense")
+        di = gelu_backward(di, gelu_cache)
+        dh = dsum + self._linear_backward(di, i_cache, p + "intermediate.dense")
+
+        dsum = self._layernorm_backward(dh, h_ln, p + "attention.output.LayerNorm")  # d(a + x)
+        da = dropout_backward(dsum, a_drop)
+        dcontext = self._linear_backward(da, a_cache, p + "attention.output.dense")
+        dq, dk, dv = attention_backward(dcontext, attn_cache)
+        # the layer's input feeds q, k, v and the residual; below the lowest learning layer
+        # its gradient is not needed and the three dx products are skipped
+        dx = dsum if input_grad else None
+        for dout, op_cache, name in ((dq, q_cache, "query"), (dk, k_cache, "key"),
+                                     (dv, v_cache, "value")):
+            d = self._linear_backward(dout, op_cache, p + "attention.self." + name, input_grad)
+            if input_grad:
+                dx = dx + d
+        return dx
+
+    def _embeddings_backward(self, dx, cache):
+        words_cache, positions_cache, types_cache, ln_cache, dropout_cache = cache
+        dsum = self._layernorm_backward(dropout_backward(dx, dropout_cache), ln_cache,
+                                        "embeddings.LayerNorm")
+        for name, op_cache, dout, padding_idx in (
+                ("word_embeddings", words_cache, dsum, self.config.pad_token_id),
+                ("position_embeddings", positions_cache, dsum.sum(axis=0, keepdims=True), None),
+                ("token_type_embeddings", types_cache, dsum, None)):
+            name = f"embeddings.{name}.weight"
+            if self.trainable(name):
+                self.accumulate(name, embedding_backward(dout, op_cache, padding_idx))
+
+    # ------------------------------------------------------------------ inputs
+    def _check_inputs(self, input_ids, token_type_ids, attention_mask):
+        """Move the inputs to the model's device and refuse what BERT cannot take."""
+        cfg, xp = self.config, self.device.xp
+        input_ids = self.device.asarray(input_ids)
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids: expected shape (B, T), found shape {tuple(input_ids.shape)}")
+        B, T = input_ids.shape
+        if T > cfg.max_position_embeddings:
+            raise ValueError(f"input_ids: sequence length {T} exceeds max_position_embeddings "
+                             f"{cfg.max_position_embeddings}")
+        if token_type_ids is None:
+            token_type_ids = xp.zeros((B, T), dtype=input_ids.dtype)
+        if attention_mask is None:
+            attention_mask = xp.ones((B, T), dtype=input_ids.dtype)
+        token_type_ids = self.device.asarray(token_type_ids)
+        attention_mask = self.device.asarray(attention_mask)
+        for name, ids, limit, kinds in (("input_ids", input_ids, cfg.vocab_size, "iu"),
+                                        ("token_type_ids", token_type_ids, cfg.type_vocab_size, "iu"),
+                                        ("attention_mask", attention_mask, 2, "iub")):
+            if ids.shape != (B, T):
+                raise ValueError(f"{name}: expected shape {(B, T)} like input_ids, "
+                                 f"found {tuple(ids.shape)}")
+            if ids.dtype.kind not in kinds:
+                raise ValueError(f"{name}: expected an integer array, found dtype {ids.dtype}")
+            if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= limit):
+                raise ValueError(f"{name}: expected values in [0, {limit - 1}], found values in "
+                                 f"[{int(ids.min())}, {int(ids.max())}]")
+        return input_ids, token_type_ids, attention_mask
+
+    def host_params(self):
+        """{name: numpy array} copies, for saving."""
+        return {name: to_host(p) for name, p in self.params.items()}

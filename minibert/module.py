@@ -1,0 +1,116 @@
+"""Module: named parameters, their gradients, and which of them are frozen.
+
+Parameters live in `params` under their Hugging Face checkpoint names, so loading a
+checkpoint or an adapter file is a copy by name. `grads` holds gradients of trainable
+parameters only; a frozen parameter never gets one (its dW product is skipped).
+"""
+from .backend import get_device, to_host
+from .ops.layernorm import layernorm_backward, layernorm_forward
+from .ops.linear import linear_backward, linear_forward
+
+
+class Module:
+    def __init__(self, device=None, dtype="float32", seed=0):
+        self.device = get_device(device)
+        self.dtype = dtype
+        self.params = {}
+        self.grads = {}
+        self.frozen = set()
+        self.training = False
+        self.seed(seed)
+
+    def seed(self, seed):
+        """Reseed the dropout generator (it lives on the module's device)."""
+        self.rng = self.device.xp.random.default_rng(seed)
+
+    # --- which parameters learn ---
+    def trainable(self, name):
+        return name not in self.frozen
+
+    def trainable_names(self):
+        return [name for name in self.params if name not in self.frozen]
+
+    def freeze(self, names=None):
+        """Freeze the named parameters (all when None): backward computes no gradient for them."""
+        names = self.params if names is None else self._known(names)
+        self.frozen.update(names)
+        for name in names:
+            self.grads.pop(name, None)
+
+    def unfreeze(self, names=None):
+        names = self.params if names is None else self._known(names)
+        self.frozen.difference_update(names)
+
+    def _known(self, names):
+        names = list(names)
+        unknown = [n for n in names if n not in self.params]
+        if unknown:
+            raise KeyError(f"no parameters named {unknown}")
+        return names
+
+    # --- gradients ---
+    def zero_grad(self):
+        self.grads = {}
+
+    def accumulate(self, name, grad):
+        """Add a freshly computed gradient (backward never passes one of a frozen parameter)."""
+        if name in self.grads:
+            self.grads[name] += grad
+        else:
+            self.grads[name] = grad
+
+    # --- modes, devices, dtypes ---
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, device):
+        """Move every parameter to another device ("numpy", "cupy", ...)."""
+        self.device = get_device(device)
+        self.params = {n: self.device.asarray(to_host(p)) for n, p in self.params.items()}
+        self.grads = {}
+        return self
+
+    def astype(self, dtype):
+        """Cast every parameter, e.g. to "float64" for gradient checks."""
+        self.dtype = dtype
+        self.params = {n: p.astype(dtype) for n, p in self.params.items()}
+        self.grads = {}
+        return self
+
+    def num_params(self, names=None):
+        names = self.params if names is None else names
+        return sum(int(self.params[n].size) for n in names)
+
+    # --- ops on named parameters: a frozen weight or bias gets no gradient computed ---
+    def _linear(self, x, name):
+        return linear_forward(x, self.params[name + ".weight"], self.params[name + ".bias"])
+
+    def _linear_backward(self, dy, cache, name, input_grad=True):
+        dx, dweight, dbias = linear_backward(
+            dy, cache, weight_grad=self.trainable(name + ".weight"),
+            bias_grad=self.trainable(name + ".bias"), input_grad=input_grad)
+        self._accumulate_pair(name, dweight, dbias)
+        return dx
+
+    def _layernorm(self, x, name, eps):
+        return layernorm_forward(x, self.params[name + ".weight"], self.params[name + ".bias"], eps)
+
+    def _layernorm_backward(self, dy, cache, name):
+        dx, dweight, dbias = layernorm_backward(dy, cache, self.trainable(name + ".weight"),
+                                                self.trainable(name + ".bias"))
+        self._accumulate_pair(name, dweight, dbias)
+        return dx
+
+    def _accumulate_pair(self, name, dweight, dbias):
+        if dweight is not None:
+            self.accumulate(name + ".weight", dweight)
+        if dbias is not None:
+            self.accumulate(name + ".bias", dbias)
+
+    def _normal(self, rng, shape, std):
+        # host-side init (numpy Generator), then moved: same weights on every device for one seed
+        return self.device.asarray(rng.normal(0.0, std, size=shape), dtype=self.dtype)

@@ -1,0 +1,41 @@
+"""Elementwise nonlinearities: GELU (exact erf form or tanh approximation) and tanh."""
+import math
+
+from ..backend import erf, get_array_module
+
+SQRT_HALF = math.sqrt(0.5)
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def gelu_forward(x, form="erf"):
+    # x (...) -> y (...). "erf": x * Phi(x), as BERT checkpoints with hidden_act "gelu" compute it;
+    # "tanh": the approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    xp = get_array_module(x)
+    if form == "erf":
+        cdf = 0.5 * (1.0 + erf(x * SQRT_HALF))
+        return x * cdf, {"x": x, "form": form, "cdf": cdf}
+    if form == "tanh":
+        t = xp.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+        return 0.5 * x * (1.0 + t), {"x": x, "form": form, "tanh": t}
+    raise ValueError(f"gelu form: expected 'erf' or 'tanh', found {form!r}")
+
+
+def gelu_backward(dy, cache):
+    xp = get_array_module(dy)
+    x = cache["x"]
+    if cache["form"] == "erf":
+        pdf = INV_SQRT_2PI * xp.exp(-0.5 * x * x)        # d/dx x Phi(x) = Phi(x) + x phi(x)
+        return dy * (cache["cdf"] + x * pdf)
+    t = cache["tanh"]
+    dinner = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)
+
+
+def tanh_forward(x):
+    y = get_array_module(x).tanh(x)
+    return y, y
+
+
+def tanh_backward(dy, y):
+    return dy * (1.0 - y * y)

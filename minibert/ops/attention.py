@@ -1,0 +1,63 @@
+"""Softmax and multi-head scaled dot-product self-attention, all heads in one batched matmul."""
+import math
+
+from ..backend import get_array_module
+from .dropout import dropout_backward, dropout_forward
+
+
+def softmax_forward(x):
+    # x (..., N) -> probs (..., N) over the last axis
+    xp = get_array_module(x)
+    e = xp.exp(x - x.max(axis=-1, keepdims=True))
+    probs = e / e.sum(axis=-1, keepdims=True)
+    return probs, probs
+
+
+def softmax_backward(dprobs, probs):
+    # d/dx_j of p_i = p_i (delta_ij - p_j)  ->  dx = p * (dp - sum(dp * p))
+    return probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
+
+
+def mask_to_bias(attention_mask, dtype):
+    # attention_mask (B, T) of 1 (attend) / 0 (padding) -> additive bias (B, 1, 1, T):
+    # 0 where attended, the dtype's most negative number where padded, as Hugging Face BERT does.
+    xp = get_array_module(attention_mask)
+    keep = attention_mask.astype(dtype)
+    return ((1.0 - keep) * xp.finfo(dtype).min)[:, None, None, :]
+
+
+def split_heads(x, H):
+    # (B, T, C) -> (B, H, T, D)
+    B, T, C = x.shape
+    return x.reshape(B, T, H, C // H).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    # (B, H, T, D) -> (B, T, C)
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
+
+def attention_forward(q, k, v, mask_bias, H, dropout_p=0.0, rng=None):
+    # q, k, v (B, T, C), mask_bias (B, 1, 1, T) -> context (B, T, C)
+    qh, kh, vh = split_heads(q, H), split_heads(k, H), split_heads(v, H)   # (B, H, T, D)
+    scale = 1.0 / math.sqrt(qh.shape[-1])
+    scores = (qh @ kh.transpose(0, 1, 3, 2)) * scale + mask_bias           # (B, H, T, T)
+    probs, softmax_cache = softmax_forward(scores)
+    probs_dropped, dropout_cache = dropout_forward(probs, dropout_p, rng)
+    context = merge_heads(probs_dropped @ vh)                              # (B, T, C)
+    cache = {"qh": qh, "kh": kh, "vh": vh, "scale": scale, "probs": softmax_cache,
+             "probs_dropped": probs_dropped, "dropout": dropout_cache}
+    return context, cache
+
+
+def attention_backward(dcontext, cache):
+    # dcontext (B, T, C) -> dq, dk, dv (B, T, C)
+    H = cache["qh"].shape[1]
+    dctx = split_heads(dcontext, H)                                         # (B, H, T, D)
+    dvh = cache["probs_dropped"].transpose(0, 1, 3, 2) @ dctx
+    dprobs = dropout_backward(dctx @ cache["vh"].transpose(0, 1, 3, 2), cache["dropout"])
+    dscores = softmax_backward(dprobs, cache["probs"]) * cache["scale"]   # (B, H, T, T)
+    dqh = dscores @ cache["kh"]
+    dkh = dscores.transpose(0, 1, 3, 2) @ cache["qh"]
+    return merge_heads(dqh), merge_heads(dkh), merge_heads(dvh)

@@ -1,0 +1,26 @@
+"""LayerNorm over the last axis: y = (x - mean) / sqrt(var + eps) * weight + bias."""
+from ..backend import get_array_module
+
+
+def layernorm_forward(x, weight, bias, eps):
+    # x (..., C), weight (C,), bias (C,) -> y (..., C)
+    xp = get_array_module(x)
+    mean = x.mean(axis=-1, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=-1, keepdims=True)
+    rstd = 1.0 / xp.sqrt(var + eps)
+    xhat = centered * rstd
+    return xhat * weight + bias, {"xhat": xhat, "rstd": rstd, "weight": weight}
+
+
+def layernorm_backward(dy, cache, weight_grad=True, bias_grad=True):
+    # dy (..., C) -> dx (..., C), dweight (C,) or None, dbias (C,) or None
+    xhat, rstd, weight = cache["xhat"], cache["rstd"], cache["weight"]
+    C = dy.shape[-1]
+    dweight = (dy * xhat).reshape(-1, C).sum(axis=0) if weight_grad else None
+    dbias = dy.reshape(-1, C).sum(axis=0) if bias_grad else None
+    dxhat = dy * weight
+    # d/dx of (x - mean) * rstd: remove the mean of dxhat and its projection on xhat
+    dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
+          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) * rstd
+    return dx, dweight, dbias

@@ -1,0 +1,23 @@
+"""Linear layer y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints."""
+
+
+def linear_forward(x, weight, bias):
+    # x (..., I), weight (O, I), bias (O,) -> y (..., O)
+    y = x @ weight.T
+    y += bias
+    return y, (x, weight)
+
+
+def linear_weight_grad(dy, x):
+    # dW = dy^T x, summed over every leading position: (O, I). The one matmul a frozen weight skips.
+    O, I = dy.shape[-1], x.shape[-1]
+    return dy.reshape(-1, O).T @ x.reshape(-1, I)
+
+
+def linear_backward(dy, cache, weight_grad=True, bias_grad=True, input_grad=True):
+    # dy (..., O) -> dx (..., I), dW (O, I) or None, db (O,) or None
+    x, weight = cache
+    dx = dy @ weight if input_grad else None
+    dweight = linear_weight_grad(dy, x) if weight_grad else None
+    dbias = dy.reshape(-1, dy.shape[-1]).sum(axis=0) if bias_grad else None
+    return dx, dweight, dbias

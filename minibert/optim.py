@@ -1,0 +1,68 @@
+"""AdamW with BERT's recipe: decoupled weight decay (none on LayerNorm and biases), linear
+warmup then linear decay, and clipping of the global gradient norm.
+
+Optimizer state exists only for parameters that receive gradients, so a frozen base model
+costs no optimizer memory or work.
+"""
+
+
+def no_weight_decay(name):
+    """BERT's rule: biases and LayerNorm parameters are not decayed."""
+    return name.endswith("bias") or "LayerNorm" in name
+
+
+def linear_warmup_decay(step, total_steps, warmup_fraction=0.1):
+    """Learning-rate multiplier for 0-based `step`: up to 1 over the warmup steps, then linearly
+    down to 0 at total_steps."""
+    warmup = int(warmup_fraction * total_steps)
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
+def clip_global_norm(grads, max_norm):
+    """Scale all gradients (in place) so their joint 2-norm is at most max_norm; returns the
+    norm before clipping (a device scalar: no host round trip on a GPU)."""
+    squares = [(g * g).sum() for g in grads]
+    if not squares:
+        return 0.0
+    norm = sum(squares[1:], squares[0]) ** 0.5
+    scale = (max_norm / (norm + 1e-6)).clip(None, 1.0)
+    for g in grads:
+        g *= scale
+    return norm
+
+
+class AdamW:
+    """torch.optim.AdamW's update over the (params, grads) dicts of a list of Modules.
+
+    correct_bias=False gives the original BERT optimizer, which skips Adam's bias correction."""
+
+    def __init__(self, modules, lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
+                 correct_bias=True):
+        self.modules = list(modules)
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.weight_decay, self.correct_bias = weight_decay, correct_bias
+        self.state = {}          # (module index, name) -> (m, v), created on the first update
+        self.steps = 0
+
+    def step(self, lr=None):
+        lr = self.lr if lr is None else lr
+        beta1, beta2 = self.betas
+        self.steps += 1
+        bc1 = 1.0 - beta1 ** self.steps if self.correct_bias else 1.0
+        bc2 = 1.0 - beta2 ** self.steps if self.correct_bias else 1.0
+        for index, module in enumerate(self.modules):
+            for name, grad in module.grads.items():
+                param = module.params[name]
+                if (index, name) not in self.state:
+                    xp = module.device.xp
+                    self.state[index, name] = (xp.zeros_like(param), xp.zeros_like(param))
+                m, v = self.state[index, name]
+                m *= beta1
+                m += (1.0 - beta1) * grad
+                v *= beta2
+                v += (1.0 - beta2) * grad * grad
+                if self.weight_decay and not no_weight_decay(name):
+                    param *= 1.0 - lr * self.weight_decay
+                param -= (lr / bc1) * m / ((v / bc2) ** 0.5 + self.eps)

@@ -1,0 +1,54 @@
+import os
+
+import numpy as np
+import pytest
+
+import minibert
+from minibert import backend
+from strict_device import STRICT
+
+backend.register(STRICT)
+
+# Where the real GLUE files are (tests that need them skip without it).
+GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                                   "data", "glue"))
+
+
+def tiny_config(**overrides):
+    """A BERT small enough for element-by-element gradient checks. initializer_range 0.3 (not
+    0.02) keeps attention far from uniform, so every gradient stands well above round-off."""
+    fields = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=16, max_position_embeddings=12, type_vocab_size=2,
+                  initializer_range=0.3)
+    fields.update(overrides)
+    return minibert.BertConfig(**fields)
+
+
+@pytest.fixture
+def config():
+    return tiny_config()
+
+
+@pytest.fixture
+def batch():
+    """Two sequences of different lengths, padded with id 0, with token types."""
+    return {"input_ids": np.array([[2, 5, 7, 9, 11, 0], [3, 4, 1, 6, 0, 0]]),
+            "token_type_ids": np.array([[0, 0, 0, 1, 1, 0], [0, 0, 1, 1, 0, 0]]),
+            "attention_mask": np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])}
+
+
+def gpu_available():
+    try:
+        backend.get_device("cupy")
+        return True
+    except RuntimeError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if gpu_available():
+        return
+    skip = pytest.mark.skip(reason="needs CuPy and a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

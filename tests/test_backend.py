@@ -1,0 +1,85 @@
+"""The array-module switch. CI has no GPU, so the whole training step also runs on a strict
+array library that refuses NumPy calls and host conversion, as CuPy does; on a machine with a
+GPU the same step runs on CuPy (marker `gpu`)."""
+import numpy as np
+import pytest
+
+import minibert
+from minibert import backend
+from minibert.optim import AdamW, clip_global_norm
+
+from strict_device import HostConversionError, StrictArray, strict
+
+
+def training_step(config, batch, device, train=True):
+    """forward, backward and one clipped AdamW step (dropout on when train) -> host copies of
+    (sequence output, loss, every gradient, every updated parameter)."""
+    model = minibert.BertModel(config, device=device, seed=3).train(train)
+    head = minibert.SequenceClassificationHead(config.hidden_size, 3, device=device, seed=4)
+    head.train(train)
+    seq, pooled = model.forward(**batch)
+    _, loss = head.forward(pooled, np.array([2, 0]))
+    model.backward(None, head.backward())
+    grads = {**model.grads, **head.grads}
+    host_grads = {n: backend.to_host(g).copy() for n, g in grads.items()}
+    clip_global_norm(list(grads.values()), max_norm=0.5)
+    AdamW([model, head], lr=1e-2).step()
+    params = {n: backend.to_host(p) for n, p in {**model.params, **head.params}.items()}
+    return backend.to_host(seq), float(loss), host_grads, params
+
+
+def test_strict_arrays_refuse_numpy():
+    x = strict.ones((2, 3))
+    assert isinstance(x, StrictArray) and isinstance(strict.exp(x), StrictArray)
+    for direct_call in (lambda: np.exp(x), lambda: np.asarray(x), lambda: np.ones((2, 3)) + x,
+                        lambda: np.concatenate([x, x]), lambda: list(x)):
+        with pytest.raises(HostConversionError):
+            direct_call()
+
+
+def test_training_step_on_strict_device_equals_numpy(config, batch):
+    seq_n, loss_n, grads_n, params_n = training_step(config, batch, "numpy")
+    seq_s, loss_s, grads_s, params_s = training_step(config, batch, "strict")
+    np.testing.assert_array_equal(seq_s, seq_n)
+    assert loss_s == loss_n
+    assert grads_s.keys() == grads_n.keys() and params_s.keys() == params_n.keys()
+    for name in grads_n:
+        np.testing.assert_array_equal(grads_s[name], grads_n[name], err_msg=name)
+    for name in params_n:
+        np.testing.assert_array_equal(params_s[name], params_n[name], err_msg=name)
+
+
+def test_model_moves_between_devices(config, batch):
+    model = minibert.BertModel(config, seed=1)
+    expected = model.forward(**batch)[1]
+    model.to("strict")
+    assert isinstance(model.params["pooler.dense.weight"], StrictArray)
+    np.testing.assert_array_equal(backend.to_host(model.forward(**batch)[1]), expected)
+    model.to("numpy")
+    np.testing.assert_array_equal(model.forward(**batch)[1], expected)
+
+
+def test_default_device_follows_use(config, monkeypatch):
+    monkeypatch.setattr(backend, "_default_name", "numpy")
+    minibert.use("strict")
+    assert isinstance(minibert.BertModel(config).params["pooler.dense.bias"], StrictArray)
+    minibert.use("numpy")
+    assert isinstance(minibert.BertModel(config).params["pooler.dense.bias"], np.ndarray)
+
+
+def test_unknown_device_is_named():
+    with pytest.raises(ValueError, match="device: expected one of .* found 'tpu'"):
+        backend.get_device("tpu")
+
+
+@pytest.mark.gpu
+def test_training_step_on_cupy_matches_numpy(config, batch):
+    # the devices draw different dropout masks, so compare in eval mode, to float32 round-off
+    seq_n, loss_n, grads_n, params_n = training_step(config, batch, "numpy", train=False)
+    seq_c, loss_c, grads_c, params_c = training_step(config, batch, "cupy", train=False)
+    np.testing.assert_allclose(seq_c, seq_n, atol=1e-5)
+    assert loss_c == pytest.approx(loss_n, rel=1e-5)
+    for name in grads_n:
+        np.testing.assert_allclose(grads_c[name], grads_n[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    for name in params_n:
+        np.testing.assert_allclose(params_c[name], params_n[name], rtol=1e-4, atol=1e-6, err_msg=name)
