@@ -4,6 +4,7 @@ The forward keeps every op's cache; the backward walks the same ops in reverse, 
 layer, and accumulates gradients only for parameters that are not frozen.
 """
 from . import checkpoint
+from .adapters import adapter_backward, adapter_forward, set_active_adapters
 from .backend import host_generator, to_host
 from .config import BertConfig
 from .module import Module
@@ -53,6 +54,13 @@ class BertModel(Module):
             else:
                 self.params[name] = self._normal(init, shape, self.config.initializer_range)
         self.params["embeddings.word_embeddings.weight"][self.config.pad_token_id] = 0
+        self.adapter_sets = {}          # name -> AdapterSet (see adapters.py)
+        self.active_adapters = None     # the set in use, None for the plain base model
+        self.base_layernorms = {}       # the base model's LayerNorm arrays while a set is active
+
+    @property
+    def adapter_config(self):
+        return None if self.active_adapters is None else self.adapter_sets[self.active_adapters].config
 
     @classmethod
     def from_pretrained(cls, name_or_path, device=None, dtype="float32"):
@@ -63,6 +71,15 @@ class BertModel(Module):
         model.params = {name: model.device.asarray(tensors[name], dtype=dtype)
                         for name in model.params}
         return model
+
+    def _convert(self, fn):
+        # every array the model owns: the base (with its own LayerNorms) and each adapter set
+        active = self.active_adapters
+        set_active_adapters(self, None)
+        super()._convert(fn)
+        for adapter_set in self.adapter_sets.values():
+            adapter_set.params = {n: fn(p) for n, p in adapter_set.params.items()}
+        set_active_adapters(self, active)
 
     def save_pretrained(self, folder):
         checkpoint.write_pretrained(folder, self.config, self.host_params())
@@ -107,15 +124,28 @@ class BertModel(Module):
                                                 cfg.attention_probs_dropout_prob, rng)
         a, a_cache = self._linear(context, p + "attention.output.dense")
         a, a_drop = dropout_forward(a, cfg.hidden_dropout_prob, rng)
+        a, a_adapter = self._adapter_forward(p + "attention.output.adapter", a)
         h, h_ln = self._layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
 
         i, i_cache = self._linear(h, p + "intermediate.dense")                  # (B, T, F)
         i, gelu_cache = gelu_forward(i, cfg.gelu_form)
         o, o_cache = self._linear(i, p + "output.dense")                        # (B, T, C)
         o, o_drop = dropout_forward(o, cfg.hidden_dropout_prob, rng)
+        o, o_adapter = self._adapter_forward(p + "output.adapter", o)
         y, y_ln = self._layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
-        return y, (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, h_ln,
-                   i_cache, gelu_cache, o_cache, o_drop, y_ln)
+        return y, (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
+                   i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln)
+
+    def _adapter_forward(self, name, x):
+        # identity where this layer has no adapter (none active, or left out)
+        if name + ".down.weight" not in self.params:
+            return x, None
+        return adapter_forward(self, name, x, self.adapter_config.activation)
+
+    def _adapter_backward(self, name, dy, cache):
+        if cache is None:
+            return dy
+        return adapter_backward(self, name, dy, cache, self.adapter_config.activation)
 
     def _pooler_forward(self, x):
         # the [CLS] position through tanh(dense): (B, T, C) -> (B, C)
@@ -156,16 +186,18 @@ class BertModel(Module):
         """dy (B, T, C) -> dx (B, T, C) (None when input_grad is False); layer l's parameter
         gradients accumulate in self.grads."""
         p = f"encoder.layer.{l}."
-        (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, h_ln,
-         i_cache, gelu_cache, o_cache, o_drop, y_ln) = cache
+        (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
+         i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln) = cache
         dsum = self._layernorm_backward(dy, y_ln, p + "output.LayerNorm")       # d(o + h)
-        do = dropout_backward(dsum, o_drop)
+        do = self._adapter_backward(p + "output.adapter", dsum, o_adapter)
+        do = dropout_backward(do, o_drop)
         di = self._linear_backward(do, o_cache, p + "output.dense")
         di = gelu_backward(di, gelu_cache)
         dh = dsum + self._linear_backward(di, i_cache, p + "intermediate.dense")
 
         dsum = self._layernorm_backward(dh, h_ln, p + "attention.output.LayerNorm")  # d(a + x)
-        da = dropout_backward(dsum, a_drop)
+        da = self._adapter_backward(p + "attention.output.adapter", dsum, a_adapter)
+        da = dropout_backward(da, a_drop)
         dcontext = self._linear_backward(da, a_cache, p + "attention.output.dense")
         dq, dk, dv = attention_backward(dcontext, attn_cache)
         # the layer's input feeds q, k, v and the residual; below the lowest learning layer

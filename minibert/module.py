@@ -21,6 +21,7 @@ class Module:
 
     def seed(self, seed):
         """Reseed the dropout generator (it lives on the module's device)."""
+        self.rng_seed = seed
         self.rng = self.device.xp.random.default_rng(seed)
 
     # --- which parameters learn ---
@@ -70,16 +71,19 @@ class Module:
     def to(self, device):
         """Move every parameter to another device ("numpy", "cupy", ...)."""
         self.device = get_device(device)
-        self.params = {n: self.device.asarray(to_host(p)) for n, p in self.params.items()}
-        self.grads = {}
+        self._convert(lambda p: self.device.asarray(to_host(p)))
+        self.seed(self.rng_seed)            # a generator of the new device
         return self
 
     def astype(self, dtype):
         """Cast every parameter, e.g. to "float64" for gradient checks."""
         self.dtype = dtype
-        self.params = {n: p.astype(dtype) for n, p in self.params.items()}
-        self.grads = {}
+        self._convert(lambda p: p.astype(dtype))
         return self
+
+    def _convert(self, fn):
+        self.params = {n: fn(p) for n, p in self.params.items()}
+        self.grads = {}
 
     def num_params(self, names=None):
         names = self.params if names is None else names

@@ -39,3 +39,12 @@ def tanh_forward(x):
 
 def tanh_backward(dy, y):
     return dy * (1.0 - y * y)
+
+
+def relu_forward(x):
+    positive = x > 0
+    return x * positive, positive
+
+
+def relu_backward(dy, positive):
+    return dy * positive

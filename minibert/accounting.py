@@ -1,0 +1,42 @@
+"""Parameter accounting from a config alone: what each component costs, what a method trains."""
+from .adapters import AdapterConfig, adapter_parameter_count, adapter_prefixes
+
+
+def parameter_table(config, adapter_size=64, leave_out=(), num_labels=2):
+    """Rows {component, parameters, trained} for the adapters method, and the totals.
+
+    "trained" marks what adapter tuning updates: adapters, the 2L+1 LayerNorms and the head.
+    The share is taken of the base model (embeddings + layers + LayerNorms + pooler)."""
+    C, F, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    AdapterConfig(size=adapter_size)                       # validates the size
+    linear = lambda n_in, n_out: n_in * n_out + n_out
+    layer = 4 * linear(C, C) + linear(C, F) + linear(F, C)   # q, k, v, output; FFN in and out
+    adapters = len(adapter_prefixes(L, leave_out))
+    rows = [("embeddings (word, position, token type)",
+             (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * C, False)]
+    rows += [(f"layer {l} (attention, feed-forward)", layer, False) for l in range(L)]
+    rows += [(f"LayerNorms ({2 * L + 1} x 2C)", (2 * L + 1) * 2 * C, True),
+             ("pooler (dense on [CLS])", linear(C, C), False),
+             (f"adapters ({adapters} x (2CM + C + M), M={adapter_size})",
+              adapters * adapter_parameter_count(C, adapter_size), True),
+             (f"head ({num_labels} labels)", linear(C, num_labels), True)]
+    rows = [{"component": name, "parameters": count, "trained": trained}
+            for name, count, trained in rows]
+    base = sum(r["parameters"] for r in rows if not r["component"].startswith(("adapters", "head")))
+    trained = sum(r["parameters"] for r in rows if r["trained"])
+    return {"rows": rows, "per_adapter": adapter_parameter_count(C, adapter_size),
+            "adapters": adapters * adapter_parameter_count(C, adapter_size),
+            "base_total": base, "total": sum(r["parameters"] for r in rows),
+            "trained": trained, "trained_percent_of_base": 100.0 * trained / base}
+
+
+def format_table(table):
+    lines = [f"{'component':52s} {'parameters':>13s}  trained"]
+    lines += [f"{r['component']:52s} {r['parameters']:>13,d}  {'yes' if r['trained'] else ''}"
+              for r in table["rows"]]
+    lines += [f"{'base model':52s} {table['base_total']:>13,d}",
+              f"{'total with adapters and head':52s} {table['total']:>13,d}",
+              f"{'trained (adapters + LayerNorms + head)':52s} {table['trained']:>13,d}  "
+              f"{table['trained_percent_of_base']:.2f}% of the base model",
+              f"per adapter: 2CM + C + M = {table['per_adapter']:,d}"]
+    return "\n".join(lines)

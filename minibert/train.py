@@ -1,0 +1,91 @@
+"""The trainer: which parameters learn (the method), and the loop that teaches them.
+
+Methods, by name:
+  adapters   every adapter, all 2L+1 LayerNorms and the head; the pooler is used but frozen,
+             as in google-research/adapter-bert
+  full       everything
+  top-k      the top k layers, the pooler and the head
+  layernorm  the LayerNorms and the head
+  head       the head alone (feature-based baseline)
+"""
+import dataclasses
+import math
+
+from .adapters import is_adapter_parameter
+from .optim import AdamW, clip_global_norm, linear_warmup_decay
+
+METHODS = ("adapters", "full", "top-k", "layernorm", "head")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the parameters are those of the last good step."""
+
+
+def configure(model, head, method, top_k=None):
+    """Freeze and unfreeze `model` for `method`; the head always learns."""
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {list(METHODS)}, found {method!r}")
+    L = model.config.num_hidden_layers
+    if method == "adapters" and model.active_adapters is None:
+        raise ValueError("method 'adapters': the model has no active adapters; "
+                         "call minibert.add_adapters(model, size=...) first")
+    if method == "top-k" and not (isinstance(top_k, int) and 1 <= top_k <= L):
+        raise ValueError(f"top_k: expected an integer in [1, {L}] for method 'top-k', found {top_k!r}")
+    learns = {
+        "adapters": lambda n: is_adapter_parameter(n) or "LayerNorm" in n,
+        "full": lambda n: True,
+        "top-k": lambda n: n.startswith("pooler.") or (
+            n.startswith("encoder.layer.") and int(n.split(".")[2]) >= L - (top_k or 0)),
+        "layernorm": lambda n: "LayerNorm" in n,
+        "head": lambda n: False,
+    }[method]
+    model.unfreeze()
+    model.freeze([n for n in model.params if not learns(n)])
+    head.unfreeze()
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    lr: float = 1e-4
+    epochs: int = 3
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    adam_eps: float = 1e-6
+    max_grad_norm: float = 1.0
+
+
+def train_step(model, head, batch, optimizer, lr, max_grad_norm=1.0):
+    """One step on a batch dict (input_ids, token_type_ids, attention_mask, labels) -> loss."""
+    model.train()
+    head.train()
+    model.zero_grad()
+    head.zero_grad()
+    _, pooled = model.forward(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+    _, loss = head.forward(pooled, batch["labels"])
+    loss = float(loss)
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"loss is {loss} at optimizer step {optimizer.steps + 1}; the "
+                               "parameters are those of the last finite step (try a lower lr)")
+    model.backward(None, head.backward())
+    grads = list(model.grads.values()) + list(head.grads.values())
+    clip_global_norm(grads, max_grad_norm)
+    optimizer.step(lr)
+    return loss
+
+
+def train(model, head, epoch_batches, settings, steps_per_epoch, on_step=None, on_epoch=None):
+    """Train for settings.epochs epochs. epoch_batches(epoch) yields batch dicts; on_step(step,
+    loss, examples) and on_epoch(epoch) are called as training goes. Returns the step losses."""
+    optimizer = AdamW([model, head], lr=settings.lr, eps=settings.adam_eps,
+                      weight_decay=settings.weight_decay)
+    total = settings.epochs * steps_per_epoch
+    losses = []
+    for epoch in range(settings.epochs):
+        for batch in epoch_batches(epoch):
+            lr = settings.lr * linear_warmup_decay(len(losses), total, settings.warmup_fraction)
+            losses.append(train_step(model, head, batch, optimizer, lr, settings.max_grad_norm))
+            if on_step is not None:
+                on_step(len(losses), losses[-1], len(batch["labels"]))
+        if on_epoch is not None:
+            on_epoch(epoch)
+    return losses
