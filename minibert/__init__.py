@@ -1,5 +1,7 @@
 """minibert: BERT from scratch in NumPy/CuPy, forward and backward by hand, with the bottleneck
 adapters of Houlsby et al. (2019)."""
+from .adapter_files import load_adapters, save_adapters
+from .adapters import add_adapters, set_active_adapters
 from .backend import get_device, use
 from .config import BertConfig
 from .heads import SequenceClassificationHead

@@ -1,10 +1,13 @@
 """The `minibert` command."""
 import argparse
+import json
 import sys
 
 import numpy as np
 
-from .config import BertConfig
+from . import checkpoint
+from .accounting import format_table, parameter_table
+from .config import NAMED_CONFIGS, BertConfig
 from .gradcheck import check_gradients
 from .heads import SequenceClassificationHead
 from .model import BertModel
@@ -46,6 +49,22 @@ def gradcheck(args):
     return 0 if ok else 1
 
 
+def model_config(name_or_path):
+    """A config by architecture name (offline, no weights) or from a checkpoint folder."""
+    if name_or_path in NAMED_CONFIGS:
+        return BertConfig(**NAMED_CONFIGS[name_or_path])
+    return checkpoint.read_config(name_or_path)
+
+
+def params(args):
+    """Parameter counts per component and the share adapter tuning trains."""
+    table = parameter_table(model_config(args.model), args.adapter_size, args.leave_out,
+                            args.num_labels)
+    print(json.dumps({"model": args.model, **table}, indent=2) if args.json else
+          f"{args.model}, adapter size {args.adapter_size}\n{format_table(table)}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -56,9 +75,17 @@ def main(argv=None):
     check.add_argument("--heads", type=int, default=4)
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--tol", type=float, default=1e-6)
+    count = commands.add_parser("params", help=params.__doc__)
+    count.add_argument("--model", default="minilm-l6",
+                       help=f"a name ({', '.join(['minilm-l6', *NAMED_CONFIGS])}) or a folder "
+                            "with config.json")
+    count.add_argument("--adapter-size", type=int, default=64)
+    count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
+    count.add_argument("--num-labels", type=int, default=2)
+    count.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
-        return {"gradcheck": gradcheck}[args.command](args)
+        return {"gradcheck": gradcheck, "params": params}[args.command](args)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,91 @@
+"""Adapter files: save -> load -> predict is exact; files for another base are refused."""
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import minibert
+from minibert.adapter_files import load_adapters, save_adapters
+from minibert.adapters import add_adapters
+
+from conftest import tiny_config
+
+
+def trained_setup(seed=0, **config):
+    model = minibert.BertModel(tiny_config(**config), seed=seed)
+    add_adapters(model, size=4, init_std=0.2, name="sst", seed=1)
+    head = minibert.SequenceClassificationHead(8, 3, seed=2)
+    rng = np.random.default_rng(3)            # stand-in for training: move every trained tensor
+    for p in list(model.adapter_sets["sst"].params.values()) + list(head.params.values()):
+        p += rng.standard_normal(p.shape).astype(p.dtype) * 0.1
+    return model, head
+
+
+def predict(model, head, batch):
+    return head.forward(model.forward(**batch)[1])[0]
+
+
+def test_save_load_predict_is_identical_and_file_holds_only_task_tensors(tmp_path, batch):
+    model, head = trained_setup()
+    expected = predict(model, head, batch)
+    path = tmp_path / "sst.safetensors"
+    save_adapters(model, path, head, task="SST-2")
+    names = set(safetensors.numpy.load_file(path))
+    assert names == set(model.adapter_sets["sst"].params) | {"classifier.weight", "classifier.bias"}
+    assert not any(n.startswith(("embeddings.word", "pooler.")) or ".dense." in n for n in names)
+
+    fresh = minibert.BertModel(tiny_config(), seed=0)
+    loaded_head = load_adapters(fresh, path)
+    assert fresh.active_adapters == "SST-2" and loaded_head.num_labels == 3
+    np.testing.assert_array_equal(predict(fresh, loaded_head, batch), expected)
+
+
+@pytest.mark.parametrize("other, message", [
+    (dict(seed=9), "made for another base model"),
+    (dict(hidden_size=12, num_attention_heads=2), "made for a base model with hidden_size 8"),
+])
+def test_file_for_another_base_is_refused(tmp_path, other, message):
+    model, head = trained_setup()
+    save_adapters(model, tmp_path / "a.safetensors", head)
+    seed = other.pop("seed", 0)
+    with pytest.raises(ValueError, match=message):
+        load_adapters(minibert.BertModel(tiny_config(**other), seed=seed), tmp_path / "a.safetensors")
+
+
+def test_wrong_adapter_size_truncated_file_nan_and_plain_safetensors_are_refused(tmp_path):
+    model, head = trained_setup()
+    path = tmp_path / "a.safetensors"
+    save_adapters(model, path, head)
+    base = lambda: minibert.BertModel(tiny_config(), seed=0)
+    with pytest.raises(ValueError, match="holds adapters of size 4, expected size 64"):
+        load_adapters(base(), path, expected_size=64)
+
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="cut.safetensors: not a readable safetensors file"):
+        load_adapters(base(), cut)
+
+    plain = tmp_path / "plain.safetensors"
+    safetensors.numpy.save_file({"x": np.zeros(3, np.float32)}, plain)
+    with pytest.raises(ValueError, match="plain.safetensors: not a minibert adapter file"):
+        load_adapters(base(), plain)
+
+    with safetensors.safe_open(str(path), "numpy") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    tensors["classifier.bias"][1] = np.nan
+    bad = tmp_path / "nan.safetensors"
+    safetensors.numpy.save_file(tensors, bad, metadata=metadata)
+    with pytest.raises(ValueError, match="tensor classifier.bias holds NaN"):
+        load_adapters(base(), bad)
+
+    tensors = {k: v for k, v in safetensors.numpy.load_file(path).items() if k != "classifier.bias"}
+    safetensors.numpy.save_file(tensors, tmp_path / "missing.safetensors", metadata=metadata)
+    with pytest.raises(ValueError, match=r"(?s)missing \(1\):\s+classifier.bias"):
+        load_adapters(base(), tmp_path / "missing.safetensors")
+
+
+def test_saving_again_replaces_the_file_whole(tmp_path):
+    model, head = trained_setup()
+    path = tmp_path / "a.safetensors"
+    save_adapters(model, path, head)
+    save_adapters(model, path, head, task="again")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors"]   # no temp files left

@@ -1,0 +1,27 @@
+"""The `minibert` command."""
+import json
+
+from minibert.cli import main
+
+
+def test_gradcheck_passes_and_prints_every_tensor(capsys):
+    assert main(["gradcheck", "--layers", "1", "--hidden-size", "8", "--heads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "encoder.layer.0.attention.self.query.weight" in out and "classifier.bias" in out
+    assert "within 1e-06" in out
+
+
+def test_params_works_from_a_config_alone(tmp_path, capsys):
+    assert main(["params", "--model", "bert-base-uncased", "--adapter-size", "64", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["per_adapter"] == 99_136 and table["adapters"] == 2_379_264
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 128, "num_hidden_layers": 2,
+                                                      "num_attention_heads": 2,
+                                                      "intermediate_size": 512}))
+    assert main(["params", "--model", str(tmp_path), "--adapter-size", "8"]) == 0
+    assert "per adapter: 2CM + C + M = 2,184" in capsys.readouterr().out
+
+
+def test_params_names_a_missing_model(tmp_path, capsys):
+    assert main(["params", "--model", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
