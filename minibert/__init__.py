@@ -6,3 +6,4 @@ from .backend import get_device, use
 from .config import BertConfig
 from .heads import SequenceClassificationHead
 from .model import BertModel
+from .tokenizer import Tokenizer
