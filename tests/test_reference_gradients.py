@@ -1,0 +1,65 @@
+"""Gradients of the real pretrained model against torch autograd, tensor by tensor, the way
+llm.c checks its backward against PyTorch. Needs the `reference` extra (torch, transformers)."""
+import numpy as np
+import pytest
+
+import minibert
+from minibert import checkpoint
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+TEXTS = ["the quick brown fox jumps over the lazy dog", "a short one",
+         "adapters keep the pretrained weights frozen and still learn the task"]
+LABELS = np.array([1, 0, 2])
+
+
+def relative_error(ours, reference):
+    return np.linalg.norm(ours - reference) / max(np.linalg.norm(reference), 1e-30)
+
+
+@pytest.fixture(scope="module")
+def gradients():
+    """(our gradients, torch's gradients, our loss, torch's loss) for one classification loss
+    on a padded batch through minilm-l6 + a linear head, dropout off."""
+    folder = checkpoint.resolve("minilm-l6")
+    enc = minibert.Tokenizer.from_pretrained(folder)(TEXTS)
+    model = minibert.BertModel.from_pretrained(folder)
+    head = minibert.SequenceClassificationHead(model.config.hidden_size, 3, seed=0)
+    _, loss = head.forward(model.forward(enc["input_ids"], enc["token_type_ids"],
+                                         enc["attention_mask"])[1], LABELS)
+    model.backward(None, head.backward())
+    ours = {**model.grads, **head.grads}
+
+    torch.manual_seed(0)
+    reference = transformers.BertModel.from_pretrained(str(folder), attn_implementation="eager")
+    reference.eval()
+    classifier = torch.nn.Linear(model.config.hidden_size, 3)
+    with torch.no_grad():
+        classifier.weight.copy_(torch.from_numpy(head.params["classifier.weight"]))
+        classifier.bias.copy_(torch.from_numpy(head.params["classifier.bias"]))
+    out = reference(**{k: torch.from_numpy(v) for k, v in enc.items()})
+    torch_loss = torch.nn.functional.cross_entropy(classifier(out.pooler_output),
+                                                   torch.from_numpy(LABELS))
+    torch_loss.backward()
+    theirs = {n: p.grad.numpy() for n, p in reference.named_parameters()}
+    theirs.update({"classifier." + n: p.grad.numpy() for n, p in classifier.named_parameters()})
+    return ours, theirs, float(loss), torch_loss.item()
+
+
+def test_loss_matches(gradients):
+    _, _, loss, torch_loss = gradients
+    assert loss == pytest.approx(torch_loss, rel=1e-5)
+
+
+def test_every_gradient_matches_torch_autograd(gradients):
+    ours, theirs, _, _ = gradients
+    assert set(ours) == set(theirs)
+    # the key bias shifts all scores of a softmax row equally: its true gradient is zero, and
+    # both implementations return float32 round-off (~1e-10) that no relative error can compare
+    key_biases = {n for n in theirs if n.endswith("attention.self.key.bias")}
+    for name in key_biases:
+        assert np.linalg.norm(ours[name]) < 1e-7 and np.linalg.norm(theirs[name]) < 1e-7, name
+    errors = {name: relative_error(ours[name], theirs[name]) for name in set(theirs) - key_biases}
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= 1e-4, f"{worst}: relative error {errors[worst]:.2e}"
