@@ -5,9 +5,11 @@ import sys
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, tasks
 from .accounting import format_table, parameter_table
 from .config import NAMED_CONFIGS, BertConfig
+from .runs import DEFAULT_LR, RunSettings, run_eval, run_train
+from .train import METHODS, TrainingDiverged
 from .gradcheck import check_gradients
 from .heads import SequenceClassificationHead
 from .model import BertModel
@@ -65,6 +67,36 @@ def params(args):
     return 0
 
 
+def train(args):
+    """Train on a task (adapters by default) and write results.json and the adapter file."""
+    fields = {f: getattr(args, f) for f in RunSettings.__dataclass_fields__}
+    results = run_train(RunSettings(**fields))
+    print(f"{results['task']} {results['method']}: {results['eval_split']} {results['score_metric']} "
+          f"{results['score']:.4f}; trained {results['trained_params']:,d} parameters "
+          f"({results['trained_percent_of_base']:.2f}% of the base model); "
+          f"{results['seconds_per_epoch']:.0f} s per epoch; results in {args.out}/results.json")
+    return 0
+
+
+def evaluate(args):
+    """Score a base model + adapter file on the task's evaluation split."""
+    results = run_eval(args.task, args.model, args.adapters, args.data_dir, args.batch_size,
+                       args.max_seq_length, args.max_eval_examples, args.device)
+    print(json.dumps(results, indent=2) if args.json else
+          f"{results['task']} {results['eval_split']} ({results['eval_examples']} examples): "
+          + ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items()))
+    return 0
+
+
+def shared_run_arguments(parser, defaults):
+    parser.add_argument("--model", default=defaults.model, help="minilm-l6, a folder or a hub id")
+    parser.add_argument("--data-dir", default=None, help="GLUE folder (default $GLUE_DIR)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
+    parser.add_argument("--max-eval-examples", type=int, default=None)
+    parser.add_argument("--device", default=None, help="numpy | cupy")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,10 +115,33 @@ def main(argv=None):
     count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
     count.add_argument("--num-labels", type=int, default=2)
     count.add_argument("--json", action="store_true")
+    defaults = RunSettings()
+    run = commands.add_parser("train", help=train.__doc__)
+    run.add_argument("--task", default=defaults.task, help=", ".join(tasks.TASKS))
+    run.add_argument("--method", default=defaults.method, choices=METHODS)
+    run.add_argument("--adapter-size", type=int, default=defaults.adapter_size)
+    run.add_argument("--adapter-init-std", type=float, default=defaults.adapter_init_std)
+    run.add_argument("--top-k", type=int, default=None, help="layers trained by method top-k")
+    run.add_argument("--lr", type=float, default=None,
+                     help="default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in
+                                                              DEFAULT_LR.items()))
+    run.add_argument("--epochs", type=int, default=defaults.epochs)
+    run.add_argument("--out", default=defaults.out)
+    shared_run_arguments(run, defaults)
+    run.add_argument("--max-train-examples", type=int, default=None)
+    run.add_argument("--seed", type=int, default=defaults.seed)
+
+    score = commands.add_parser("eval", help=evaluate.__doc__)
+    score.add_argument("--task", required=True, help=", ".join(tasks.TASKS))
+    score.add_argument("--adapters", required=True, help="an adapter file written by train")
+    score.add_argument("--json", action="store_true")
+    shared_run_arguments(score, defaults)
+
     args = parser.parse_args(argv)
     try:
-        return {"gradcheck": gradcheck, "params": params}[args.command](args)
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        return {"gradcheck": gradcheck, "params": params, "train": train,
+                "eval": evaluate}[args.command](args)
+    except (ValueError, RuntimeError, FileNotFoundError, KeyError, TrainingDiverged) as e:
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2
 

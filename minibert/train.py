@@ -10,6 +10,7 @@ Methods, by name:
 """
 import dataclasses
 import math
+import time
 
 from .adapters import is_adapter_parameter
 from .optim import AdamW, clip_global_norm, linear_warmup_decay
@@ -75,17 +76,19 @@ def train_step(model, head, batch, optimizer, lr, max_grad_norm=1.0):
 
 def train(model, head, epoch_batches, settings, steps_per_epoch, on_step=None, on_epoch=None):
     """Train for settings.epochs epochs. epoch_batches(epoch) yields batch dicts; on_step(step,
-    loss, examples) and on_epoch(epoch) are called as training goes. Returns the step losses."""
+    loss, examples) and on_epoch(epoch, seconds of training in it) are called as training goes.
+    Returns the step losses."""
     optimizer = AdamW([model, head], lr=settings.lr, eps=settings.adam_eps,
                       weight_decay=settings.weight_decay)
     total = settings.epochs * steps_per_epoch
     losses = []
     for epoch in range(settings.epochs):
+        start = time.perf_counter()
         for batch in epoch_batches(epoch):
             lr = settings.lr * linear_warmup_decay(len(losses), total, settings.warmup_fraction)
             losses.append(train_step(model, head, batch, optimizer, lr, settings.max_grad_norm))
             if on_step is not None:
                 on_step(len(losses), losses[-1], len(batch["labels"]))
         if on_epoch is not None:
-            on_epoch(epoch)
+            on_epoch(epoch, time.perf_counter() - start)
     return losses

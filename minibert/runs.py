@@ -1,0 +1,168 @@
+"""A run on a real task, end to end: data -> tokenizer -> model (+ adapters) -> training ->
+evaluation -> results.json (+ the adapter file). `minibert train` and `minibert eval` call it.
+"""
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import tasks
+from .adapter_files import load_adapters, save_adapters
+from .adapters import add_adapters
+from .checkpoint import write_atomically
+from .heads import SequenceClassificationHead
+from .model import BertModel
+from .tokenizer import Tokenizer
+from .train import TrainSettings, configure, train
+
+# learning rates that work for each method on minilm-l6 (adapters and small parts need more)
+DEFAULT_LR = {"adapters": 1e-3, "full": 5e-5, "top-k": 1e-4, "layernorm": 1e-3, "head": 1e-3}
+
+
+@dataclasses.dataclass
+class RunSettings:
+    task: str = "TREC-6"
+    method: str = "adapters"
+    model: str = "minilm-l6"
+    out: str = "runs/trec6"
+    adapter_size: int = 64
+    adapter_init_std: float = 1e-3
+    top_k: int = None
+    data_dir: str = None
+    lr: float = None
+    epochs: int = 3
+    batch_size: int = 32
+    max_seq_length: int = 128
+    seed: int = 0
+    max_train_examples: int = None
+    max_eval_examples: int = None
+    device: str = None
+
+    @property
+    def learning_rate(self):
+        return DEFAULT_LR[self.method] if self.lr is None else self.lr
+
+
+def make_batches(tokenizer, examples, batch_size, max_length, rng=None):
+    """Batch dicts (input_ids, token_type_ids, attention_mask, labels), each padded to its own
+    longest sequence; shuffled by rng when given."""
+    order = np.arange(len(examples)) if rng is None else rng.permutation(len(examples))
+    for start in range(0, len(examples), batch_size):
+        chunk = [examples[i] for i in order[start:start + batch_size]]
+        pairs = [e.text_b for e in chunk] if chunk[0].text_b is not None else None
+        batch = tokenizer([e.text_a for e in chunk], pairs, max_length=max_length)
+        batch["labels"] = np.array([e.label for e in chunk])
+        yield batch
+
+
+def predict(model, head, tokenizer, examples, batch_size, max_length):
+    """Class ids (or regression values) for every example, dropout off."""
+    model.eval()
+    head.eval()
+    outputs = []
+    for batch in make_batches(tokenizer, examples, batch_size, max_length):
+        _, pooled = model.forward(batch["input_ids"], batch["token_type_ids"],
+                                  batch["attention_mask"])
+        logits, _ = head.forward(pooled)
+        logits = model.device.to_host(logits)
+        outputs.append(logits if head.is_regression else logits.argmax(axis=-1))
+    return np.concatenate(outputs)
+
+
+def evaluate(model, head, tokenizer, task, examples, settings):
+    predictions = predict(model, head, tokenizer, examples, settings.batch_size,
+                          settings.max_seq_length)
+    return tasks.compute_metrics(task, predictions, np.array([e.label for e in examples]))
+
+
+def run_train(settings):
+    """Train, evaluate after each epoch, write results.json (and adapter.safetensors)."""
+    spec = tasks.get_task(settings.task)
+    train_examples = tasks.load_examples(spec.name, "train", settings.data_dir,
+                                         settings.max_train_examples)
+    eval_examples = tasks.load_examples(spec.name, spec.eval_split, settings.data_dir,
+                                        settings.max_eval_examples)
+    tokenizer = Tokenizer.from_pretrained(settings.model)
+    model = BertModel.from_pretrained(settings.model, device=settings.device)
+    model.seed(settings.seed)
+    if settings.method == "adapters":
+        add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
+                     name=spec.name, seed=settings.seed)
+    head = SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
+                                      model.config.hidden_dropout_prob, device=model.device,
+                                      seed=settings.seed)
+    configure(model, head, settings.method, settings.top_k)
+
+    rng = np.random.default_rng(settings.seed)
+    steps_per_epoch = math.ceil(len(train_examples) / settings.batch_size)
+    bar = tqdm(total=settings.epochs * steps_per_epoch, desc=f"{spec.name} {settings.method}",
+               unit="step", disable=None)
+    history, epoch_losses = [], []
+
+    def on_step(step, loss, examples):
+        epoch_losses.append(loss)
+        bar.set_postfix(loss=f"{loss:.4f}")
+        bar.update()
+
+    def on_epoch(epoch, seconds):
+        metrics = evaluate(model, head, tokenizer, spec.name, eval_examples, settings)
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)),
+                        "train_seconds": seconds, "metrics": metrics})
+        bar.write(f"epoch {epoch + 1}: train loss {np.mean(epoch_losses):.4f} ({seconds:.0f} s), "
+                  f"{spec.eval_split} " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        epoch_losses.clear()
+
+    train(model, head, lambda epoch: make_batches(tokenizer, train_examples, settings.batch_size,
+                                                  settings.max_seq_length, rng),
+          TrainSettings(lr=settings.learning_rate, epochs=settings.epochs), steps_per_epoch,
+          on_step, on_epoch)
+    bar.close()
+
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if settings.method == "adapters":
+        save_adapters(model, out / "adapter.safetensors", head, task=spec.name)
+    metrics = history[-1]["metrics"]
+    train_seconds = sum(h["train_seconds"] for h in history)
+    trained = model.num_params(model.trainable_names()) + head.num_params()
+    base = model.num_params([n for n in model.params if ".adapter." not in n])
+    results = {
+        "task": spec.name, "method": settings.method,
+        "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
+        "metrics": metrics, "score": metrics["score"], "score_metric": spec.score,
+        "eval_split": spec.eval_split, "trained_params": trained,
+        "total_params": model.num_params() + head.num_params(),
+        "trained_percent_of_base": 100.0 * trained / base,
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / settings.epochs,
+        "examples_per_second": settings.epochs * len(train_examples) / train_seconds,
+        "train_examples": len(train_examples), "eval_examples": len(eval_examples),
+        "seed": settings.seed, "learning_rate": settings.learning_rate,
+        "settings": dataclasses.asdict(settings), "history": history,
+    }
+    write_atomically(out / "results.json", lambda tmp: Path(tmp).write_text(
+        json.dumps(results, indent=2) + "\n", "utf-8"))
+    return results
+
+
+def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=128,
+             max_eval_examples=None, device=None):
+    """Score a base model + adapter file on the task's evaluation split."""
+    spec = tasks.get_task(task)
+    examples = tasks.load_examples(spec.name, spec.eval_split, data_dir, max_eval_examples)
+    model = BertModel.from_pretrained(model_name, device=device)
+    head = load_adapters(model, adapters)
+    if head is None:
+        raise ValueError(f"{adapters}: holds no task head; it cannot be evaluated on {spec.name}")
+    if head.num_labels != spec.num_labels:
+        raise ValueError(f"{adapters}: its head has {head.num_labels} labels, "
+                         f"{spec.name} has {spec.num_labels}")
+    settings = RunSettings(task=spec.name, batch_size=batch_size, max_seq_length=max_seq_length)
+    metrics = evaluate(model, head, Tokenizer.from_pretrained(model_name), spec.name, examples,
+                       settings)
+    return {"task": spec.name, "metrics": metrics, "score": metrics["score"],
+            "eval_split": spec.eval_split, "eval_examples": len(examples)}

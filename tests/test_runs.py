@@ -1,0 +1,116 @@
+"""`minibert train` / `eval` end to end on small real subsets with the real minilm-l6 weights."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minibert
+from minibert.cli import main
+from minibert.runs import RunSettings, run_eval, run_train
+from minibert.train import TrainingDiverged, TrainSettings, configure, train_step
+from minibert.optim import AdamW
+
+from conftest import GLUE_DIR, tiny_config
+
+needs_glue = pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason=f"no GLUE data at {GLUE_DIR}")
+SMALL = dict(epochs=1, max_train_examples=48, max_eval_examples=40, max_seq_length=48,
+             batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def trec_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trec")
+    return out, run_train(RunSettings(task="TREC-6", out=str(out), **SMALL))
+
+
+def test_train_writes_results_and_adapter_file(trec_run):
+    out, results = trec_run
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["score"] == results["score"]
+    for field in ("task", "method", "adapter_size", "metrics", "score", "trained_params",
+                  "total_params", "train_seconds", "examples_per_second", "seed", "settings",
+                  "history"):
+        assert field in on_disk, field
+    assert on_disk["task"] == "TREC-6" and on_disk["method"] == "adapters"
+    assert on_disk["eval_examples"] == 40 and on_disk["train_examples"] == 48
+    assert 0.0 <= on_disk["score"] <= 1.0
+    assert on_disk["trained_params"] / on_disk["total_params"] < 0.05
+    assert (out / "adapter.safetensors").is_file()
+
+
+def test_eval_reproduces_the_training_score_exactly(trec_run):
+    out, results = trec_run
+    again = run_eval("TREC-6", "minilm-l6", out / "adapter.safetensors",
+                     max_seq_length=SMALL["max_seq_length"], max_eval_examples=40)
+    assert again["metrics"] == results["metrics"]
+
+
+def test_same_seed_same_results(trec_run, tmp_path):
+    _, results = trec_run
+    again = run_train(RunSettings(task="TREC-6", out=str(tmp_path), **SMALL))
+    assert again["metrics"] == results["metrics"]
+    assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in results["history"]]
+
+
+@needs_glue
+@pytest.mark.parametrize("task, method", [("MRPC", "full"), ("STS-B", "adapters"),
+                                          ("CoLA", "top-k")])
+def test_glue_tasks_and_methods_run_from_the_command_line(tmp_path, capsys, task, method):
+    args = ["train", "--task", task, "--method", method, "--out", str(tmp_path), "--epochs", "1",
+            "--max-train-examples", "32", "--max-eval-examples", "32", "--max-seq-length", "40",
+            "--data-dir", GLUE_DIR, "--top-k", "2"]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["task"] == task and results["method"] == method
+    expected = {"MRPC": {"f1", "accuracy"}, "STS-B": {"spearman", "pearson"},
+                "CoLA": {"mcc"}}[task]
+    assert expected <= set(results["metrics"])
+    assert (tmp_path / "adapter.safetensors").exists() == (method == "adapters")
+
+
+@needs_glue
+def test_two_task_adapters_swap_on_one_base(trec_run, tmp_path):
+    trec_out, trec_results = trec_run
+    sst = run_train(RunSettings(task="SST-2", out=str(tmp_path), data_dir=GLUE_DIR, **SMALL))
+    model = minibert.BertModel.from_pretrained("minilm-l6")
+    heads = {"TREC-6": minibert.load_adapters(model, trec_out / "adapter.safetensors"),
+             "SST-2": minibert.load_adapters(model, tmp_path / "adapter.safetensors")}
+    tok = minibert.Tokenizer.from_pretrained("minilm-l6")
+    enc = tok(["what is the capital of france ?"])
+    outputs = {}
+    for task in ("TREC-6", "SST-2", "TREC-6"):
+        minibert.set_active_adapters(model, task)
+        pooled = model.forward(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])[1]
+        outputs.setdefault(task, []).append(heads[task].forward(pooled)[0])
+    np.testing.assert_array_equal(*outputs["TREC-6"])       # SST-2 in between changed nothing
+    assert outputs["SST-2"][0].shape == (1, 2) and outputs["TREC-6"][0].shape == (1, 6)
+    assert sst["task"] == "SST-2"
+
+
+def test_bad_task_method_and_data_folder_are_named(tmp_path, capsys):
+    assert main(["train", "--task", "SST-3", "--out", str(tmp_path)]) == 2
+    assert "SST-3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--method", "lora"])
+    assert "invalid choice: 'lora'" in capsys.readouterr().err
+    assert main(["train", "--task", "RTE", "--data-dir", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path)]) == 2
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_weights(batch):
+    model = minibert.BertModel(tiny_config())
+    head = minibert.SequenceClassificationHead(8, 2)
+    configure(model, head, "full")
+    optimizer = AdamW([model, head])
+    batch = {**batch, "labels": np.array([0, 1])}
+    train_step(model, head, batch, optimizer, 1e-3)
+    good = {n: p.copy() for n, p in model.params.items()}
+    head.params["classifier.bias"][0] = np.inf                 # poisons the next loss
+    with pytest.raises(TrainingDiverged, match="loss is nan at optimizer step 2"), \
+            np.errstate(invalid="ignore"):
+        train_step(model, head, batch, optimizer, 1e-3)
+    for name, value in good.items():
+        np.testing.assert_array_equal(model.params[name], value, err_msg=name)
