@@ -21,8 +21,9 @@ $(VENV)/.dev: $(VENV)/.runtime
 
 setup: $(VENV)/.runtime
 
+# the main job: adapter-tune the pretrained MiniLM-L6 on TREC-6 (fetched once, no data folder needed)
 run: $(VENV)/.runtime
-	$(BIN)/minibert gradcheck
+	$(BIN)/minibert train --task TREC-6 --method adapters --adapter-size 64 --model minilm-l6 --out runs/trec6
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
