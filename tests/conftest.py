@@ -37,6 +37,18 @@ def batch():
             "attention_mask": np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])}
 
 
+def head_loss_with_gradients(model, head, batch, labels):
+    """Fill model.grads and head.grads for the head's loss on batch; return that loss as a
+    function of the current parameters, for the gradient checks."""
+    def loss():
+        return float(head.forward(model.forward(**batch)[1], labels)[1])
+    model.zero_grad()
+    head.zero_grad()
+    loss()
+    model.backward(None, head.backward())
+    return loss
+
+
 def gpu_available():
     try:
         backend.get_device("cupy")

@@ -13,7 +13,7 @@ from minibert.gradcheck import assert_gradients, random_projection
 from minibert.model import parameter_shapes
 from minibert.train import METHODS, TrainSettings, configure, train
 
-from conftest import tiny_config
+from conftest import head_loss_with_gradients, tiny_config
 
 TOL = 1e-6
 
@@ -88,13 +88,7 @@ def test_gradients_of_every_trainable_tensor_for_each_method(batch, method):
     head = minibert.SequenceClassificationHead(8, 3, initializer_range=0.3, dtype="float64", seed=2)
     configure(model, head, method, top_k=2)
     labels = np.array([2, 0])
-
-    def loss():
-        return float(head.forward(model.forward(**batch)[1], labels)[1])
-    model.zero_grad()
-    head.zero_grad()
-    loss()
-    model.backward(None, head.backward())
+    loss = head_loss_with_gradients(model, head, batch, labels)
     trainable = {n: model.params[n] for n in model.trainable_names()}
     assert set(model.grads) == set(trainable)
     expected = {"adapters": 3 * 2 * 4 + 14, "full": len(parameter_shapes(model.config)),

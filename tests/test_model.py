@@ -9,7 +9,7 @@ from minibert.gradcheck import assert_gradients, random_projection
 from minibert.model import parameter_shapes
 from minibert.ops.attention import mask_to_bias
 
-from conftest import tiny_config
+from conftest import head_loss_with_gradients, tiny_config
 
 TOL = 1e-6
 
@@ -76,13 +76,7 @@ def test_whole_model_with_head_gradients(config, batch, num_labels):
     head = minibert.SequenceClassificationHead(8, num_labels, initializer_range=0.3,
                                                dtype="float64", seed=2)
     labels = np.array([2, 0]) if num_labels > 1 else np.array([0.7, -1.2])
-
-    def loss():
-        return float(head.forward(model.forward(**batch)[1], labels)[1])
-    model.zero_grad()
-    head.zero_grad()
-    loss()
-    model.backward(None, head.backward())
+    loss = head_loss_with_gradients(model, head, batch, labels)
     tensors = {**model.params, **head.params}
     grads = {**model.grads, **head.grads}
     assert_gradients(loss, tensors, grads, tol=TOL)
