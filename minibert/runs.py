@@ -99,14 +99,14 @@ def run_train(settings):
 
     rng = np.random.default_rng(settings.seed)
     steps_per_epoch = math.ceil(len(train_examples) / settings.batch_size)
-    bar = tqdm(total=settings.epochs * steps_per_epoch, desc=f"{spec.name} {settings.method}",
-               unit="step", disable=None)
+    bar = tqdm(total=settings.epochs * len(train_examples), desc=f"{spec.name} {settings.method}",
+               unit="ex", disable=None)      # its rate is the throughput in examples per second
     history, epoch_losses = [], []
 
     def on_step(step, loss, examples):
         epoch_losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}")
-        bar.update()
+        bar.update(examples)
 
     def on_epoch(epoch, seconds):
         metrics = evaluate(model, head, tokenizer, spec.name, eval_examples, settings)

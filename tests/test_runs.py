@@ -114,3 +114,14 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_weights(batch):
         train_step(model, head, batch, optimizer, 1e-3)
     for name, value in good.items():
         np.testing.assert_array_equal(model.params[name], value, err_msg=name)
+
+
+def test_a_run_on_a_non_numpy_device_goes_through_the_switch(tmp_path):
+    """The strict device refuses NumPy calls on its arrays, as CuPy does: a whole
+    `--device` run (tokenised batches in, predictions and files out) works on it."""
+    results = run_train(RunSettings(task="TREC-6", out=str(tmp_path), device="strict", epochs=1,
+                                    max_train_examples=16, max_eval_examples=16,
+                                    max_seq_length=24, batch_size=8))
+    again = run_eval("TREC-6", "minilm-l6", tmp_path / "adapter.safetensors", max_seq_length=24,
+                     max_eval_examples=16)
+    assert again["metrics"] == results["metrics"]
