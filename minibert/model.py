@@ -100,6 +100,10 @@ class BertModel(Module):
         self._cache = (embeddings_cache, layer_caches, pooler_cache, x.shape)
         return x, pooled
 
+    def attention_probs(self):
+        """The attention maps of the last forward: one (B, H, T, T) array per layer."""
+        return [layer_cache[3]["probs"] for layer_cache in self._cache[1]]   # 3: attention's cache
+
     def _embeddings_forward(self, input_ids, token_type_ids, rng):
         p, xp = self.params, self.device.xp
         T = input_ids.shape[1]

@@ -173,3 +173,12 @@ def test_float32_by_default_and_float64_on_request(config, batch):
     seq64 = model64(config).forward(**batch)[0]
     assert seq32.dtype == np.float32 and seq64.dtype == np.float64
     np.testing.assert_allclose(seq32, seq64, atol=1e-5)
+
+
+def test_attention_maps_of_the_last_forward(config, batch):
+    model = minibert.BertModel(config)
+    model.forward(**batch)
+    maps = model.attention_probs()
+    assert len(maps) == 2 and maps[0].shape == (2, 2, 6, 6)
+    np.testing.assert_allclose(maps[1].sum(-1), 1.0, rtol=1e-6)
+    assert np.all(maps[0][1, :, :, 4:] == 0.0)          # the second sequence's two pads
