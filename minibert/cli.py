@@ -88,6 +88,16 @@ def evaluate(args):
     return 0
 
 
+def bench(args):
+    """Speed and memory of inference and training steps, beside PyTorch and the matmul peak."""
+    from .bench import benchmark, format_report
+    report = benchmark(args.models, args.batch_size, args.seq_length, args.repeats,
+                       with_torch=False if args.no_torch else None,
+                       progress=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
 def shared_run_arguments(parser, defaults):
     parser.add_argument("--model", default=defaults.model, help="minilm-l6, a folder or a hub id")
     parser.add_argument("--data-dir", default=None, help="GLUE folder (default $GLUE_DIR)")
@@ -137,10 +147,19 @@ def main(argv=None):
     score.add_argument("--json", action="store_true")
     shared_run_arguments(score, defaults)
 
+    speed = commands.add_parser("bench", help=bench.__doc__)
+    speed.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base-random"],
+                       help="minilm-l6, bert-base-random, tiny-random")
+    speed.add_argument("--batch-size", type=int, default=32)
+    speed.add_argument("--seq-length", type=int, default=128)
+    speed.add_argument("--repeats", type=int, default=3)
+    speed.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    speed.add_argument("--json", action="store_true")
+
     args = parser.parse_args(argv)
     try:
-        return {"gradcheck": gradcheck, "params": params, "train": train,
-                "eval": evaluate}[args.command](args)
+        return {"gradcheck": gradcheck, "params": params, "train": train, "eval": evaluate,
+                "bench": bench}[args.command](args)
     except (ValueError, RuntimeError, FileNotFoundError, KeyError, TrainingDiverged) as e:
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2
