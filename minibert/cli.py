@@ -8,8 +8,8 @@ import numpy as np
 from . import checkpoint, tasks
 from .accounting import format_table, parameter_table
 from .config import NAMED_CONFIGS, BertConfig
-from .runs import DEFAULT_LR, RunSettings, run_eval, run_train
-from .train import METHODS, TrainingDiverged
+from .runs import DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval, run_train
+from .train import METHODS
 from .gradcheck import check_gradients
 from .heads import SequenceClassificationHead
 from .model import BertModel
@@ -69,12 +69,19 @@ def params(args):
 
 def train(args):
     """Train on a task (adapters by default) and write results.json and the adapter file."""
-    fields = {f: getattr(args, f) for f in RunSettings.__dataclass_fields__}
-    results = run_train(RunSettings(**fields))
+    if args.resume:
+        settings = resume_settings(args.resume)
+    else:
+        settings = RunSettings(**{f: getattr(args, f) for f in RunSettings.__dataclass_fields__})
+    try:
+        results = run_train(settings, resume=bool(args.resume))
+    except Interrupted as stop:
+        print(f"minibert train: {stop}", file=sys.stderr)
+        return 130
     print(f"{results['task']} {results['method']}: {results['eval_split']} {results['score_metric']} "
           f"{results['score']:.4f}; trained {results['trained_params']:,d} parameters "
           f"({results['trained_percent_of_base']:.2f}% of the base model); "
-          f"{results['seconds_per_epoch']:.0f} s per epoch; results in {args.out}/results.json")
+          f"{results['seconds_per_epoch']:.0f} s per epoch; results in {settings.out}/results.json")
     return 0
 
 
@@ -140,6 +147,10 @@ def main(argv=None):
     shared_run_arguments(run, defaults)
     run.add_argument("--max-train-examples", type=int, default=None)
     run.add_argument("--seed", type=int, default=defaults.seed)
+    run.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                     help="also checkpoint every STEPS steps (always: each epoch, and on SIGINT/SIGTERM)")
+    run.add_argument("--resume", metavar="DIR", default=None,
+                     help="go on with the interrupted run in DIR (its settings are used)")
 
     score = commands.add_parser("eval", help=evaluate.__doc__)
     score.add_argument("--task", required=True, help=", ".join(tasks.TASKS))
@@ -160,7 +171,7 @@ def main(argv=None):
     try:
         return {"gradcheck": gradcheck, "params": params, "train": train, "eval": evaluate,
                 "bench": bench}[args.command](args)
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError, TrainingDiverged) as e:
+    except (ValueError, RuntimeError, OSError, KeyError) as e:   # TrainingDiverged is one too
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,10 +1,11 @@
 """A run on a real task, end to end: data -> tokenizer -> model (+ adapters) -> training ->
 evaluation -> results.json (+ the adapter file). `minibert train` and `minibert eval` call it.
 """
+import contextlib
 import dataclasses
 import json
 import math
-import time
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ from .adapters import add_adapters
 from .checkpoint import write_atomically
 from .heads import SequenceClassificationHead
 from .model import BertModel
+from .resume import load_checkpoint, read_manifest, save_checkpoint
 from .tokenizer import Tokenizer
-from .train import TrainSettings, configure, train
+from .train import Progress, TrainSettings, configure, make_optimizer, train
 
 # learning rates that work for each method on minilm-l6 (adapters and small parts need more)
 DEFAULT_LR = {"adapters": 1e-3, "full": 5e-5, "top-k": 1e-4, "layernorm": 1e-3, "head": 1e-3}
@@ -41,18 +43,18 @@ class RunSettings:
     max_train_examples: int = None
     max_eval_examples: int = None
     device: str = None
+    checkpoint_every: int = 0      # steps; 0: at the end of each epoch only
 
     @property
     def learning_rate(self):
         return DEFAULT_LR[self.method] if self.lr is None else self.lr
 
 
-def make_batches(tokenizer, examples, batch_size, max_length, rng=None):
-    """Batch dicts (input_ids, token_type_ids, attention_mask, labels), each padded to its own
-    longest sequence; shuffled by rng when given."""
-    order = np.arange(len(examples)) if rng is None else rng.permutation(len(examples))
+def make_batches(tokenizer, examples, batch_size, max_length):
+    """Batch dicts (input_ids, token_type_ids, attention_mask, labels) of consecutive
+    examples, each padded to its own longest sequence."""
     for start in range(0, len(examples), batch_size):
-        chunk = [examples[i] for i in order[start:start + batch_size]]
+        chunk = examples[start:start + batch_size]
         pairs = [e.text_b for e in chunk] if chunk[0].text_b is not None else None
         batch = tokenizer([e.text_a for e in chunk], pairs, max_length=max_length)
         batch["labels"] = np.array([e.label for e in chunk])
@@ -79,9 +81,45 @@ def evaluate(model, head, tokenizer, task, examples, settings):
     return tasks.compute_metrics(task, predictions, np.array([e.label for e in examples]))
 
 
-def run_train(settings):
-    """Train, evaluate after each epoch, write results.json (and adapter.safetensors)."""
+CHECKPOINT = "checkpoint.safetensors"
+
+
+class Interrupted(RuntimeError):
+    """SIGINT or SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """While inside: SIGINT and SIGTERM set a flag (checked after each step) instead of
+    killing the run mid-write."""
+    requested = []
+    handler = lambda signum, frame: requested.append(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def resume_settings(out):
+    """The settings of the interrupted run whose checkpoint is in folder `out`."""
+    return RunSettings(**read_manifest(Path(out) / CHECKPOINT)["extra"]["settings"])
+
+
+def run_train(settings, resume=False):
+    """Train, evaluate after each epoch, write results.json (and adapter.safetensors).
+
+    A checkpoint is kept in the output folder after every epoch (and every
+    settings.checkpoint_every steps, and on SIGINT/SIGTERM); resume=True goes on from it, and
+    the run then ends exactly as an uninterrupted one would. It is removed once results.json
+    is written."""
     spec = tasks.get_task(settings.task)
+    out = Path(settings.out)
+    checkpoint_path = out / CHECKPOINT
+    if not resume and checkpoint_path.exists():
+        raise ValueError(f"{checkpoint_path}: an interrupted run is here; resume it with "
+                         f"minibert train --resume {out}, or choose another --out")
     train_examples = tasks.load_examples(spec.name, "train", settings.data_dir,
                                          settings.max_train_examples)
     eval_examples = tasks.load_examples(spec.name, spec.eval_split, settings.data_dir,
@@ -96,34 +134,57 @@ def run_train(settings):
                                       model.config.hidden_dropout_prob, device=model.device,
                                       seed=settings.seed)
     configure(model, head, settings.method, settings.top_k)
+    train_settings = TrainSettings(lr=settings.learning_rate, epochs=settings.epochs)
+    optimizer = make_optimizer(model, head, train_settings)
+    progress, history = Progress(), []
+    if resume:
+        progress, extra = load_checkpoint(checkpoint_path, model, head, optimizer)
+        history = extra["history"]
+    out.mkdir(parents=True, exist_ok=True)
 
-    rng = np.random.default_rng(settings.seed)
+    def save():
+        save_checkpoint(checkpoint_path, model, head, optimizer, progress,
+                        {"settings": dataclasses.asdict(settings), "history": history})
+
+    def epoch_batches(epoch, start):
+        # each epoch's order comes from (seed, epoch) alone, so a resumed run sees the same
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train_examples))
+        shuffled = [train_examples[i] for i in order]
+        begin = start * settings.batch_size
+        return make_batches(tokenizer, shuffled[begin:], settings.batch_size,
+                            settings.max_seq_length)
+
     steps_per_epoch = math.ceil(len(train_examples) / settings.batch_size)
     bar = tqdm(total=settings.epochs * len(train_examples), desc=f"{spec.name} {settings.method}",
-               unit="ex", disable=None)      # its rate is the throughput in examples per second
-    history, epoch_losses = [], []
+               unit="ex", disable=None,      # its rate is the throughput in examples per second
+               initial=min(progress.step * settings.batch_size,
+                           settings.epochs * len(train_examples)))
 
-    def on_step(step, loss, examples):
-        epoch_losses.append(loss)
-        bar.set_postfix(loss=f"{loss:.4f}")
-        bar.update(examples)
+    with stop_requests() as requested:
+        def on_step(progress, loss, examples):
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(examples)
+            every = settings.checkpoint_every
+            if requested or (every and progress.step % every == 0):
+                save()
+            if requested:
+                raise Interrupted(f"{requested[0]} at step {progress.step}: checkpoint written to "
+                                  f"{checkpoint_path}; resume with: minibert train --resume {out}")
 
-    def on_epoch(epoch, seconds):
-        metrics = evaluate(model, head, tokenizer, spec.name, eval_examples, settings)
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)),
-                        "train_seconds": seconds, "metrics": metrics})
-        bar.write(f"epoch {epoch + 1}: train loss {np.mean(epoch_losses):.4f} ({seconds:.0f} s), "
-                  f"{spec.eval_split} " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        epoch_losses.clear()
+        def on_epoch(epoch, seconds, mean_loss):
+            metrics = evaluate(model, head, tokenizer, spec.name, eval_examples, settings)
+            history.append({"epoch": epoch + 1, "train_loss": mean_loss,
+                            "train_seconds": seconds, "metrics": metrics})
+            bar.write(f"epoch {epoch + 1}: train loss {mean_loss:.4f} ({seconds:.0f} s), "
+                      f"{spec.eval_split} " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            save()
 
-    train(model, head, lambda epoch: make_batches(tokenizer, train_examples, settings.batch_size,
-                                                  settings.max_seq_length, rng),
-          TrainSettings(lr=settings.learning_rate, epochs=settings.epochs), steps_per_epoch,
-          on_step, on_epoch)
-    bar.close()
+        try:
+            train(model, head, epoch_batches, train_settings, steps_per_epoch, optimizer,
+                  progress, on_step, on_epoch)
+        finally:
+            bar.close()
 
-    out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
     if settings.method == "adapters":
         save_adapters(model, out / "adapter.safetensors", head, task=spec.name)
     metrics = history[-1]["metrics"]
@@ -146,6 +207,7 @@ def run_train(settings):
     }
     write_atomically(out / "results.json", lambda tmp: Path(tmp).write_text(
         json.dumps(results, indent=2) + "\n", "utf-8"))
+    checkpoint_path.unlink()
     return results
 
 

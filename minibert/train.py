@@ -74,21 +74,41 @@ def train_step(model, head, batch, optimizer, lr, max_grad_norm=1.0):
     return loss
 
 
-def train(model, head, epoch_batches, settings, steps_per_epoch, on_step=None, on_epoch=None):
-    """Train for settings.epochs epochs. epoch_batches(epoch) yields batch dicts; on_step(step,
-    loss, examples) and on_epoch(epoch, seconds of training in it) are called as training goes.
-    Returns the step losses."""
-    optimizer = AdamW([model, head], lr=settings.lr, eps=settings.adam_eps,
-                      weight_decay=settings.weight_decay)
+@dataclasses.dataclass
+class Progress:
+    """Where training stands; a checkpoint saves it so that a run resumes at the exact step."""
+    epoch: int = 0                # epochs completed
+    batch: int = 0                # batches completed in the current epoch
+    step: int = 0                 # optimizer steps completed
+    epoch_losses: list = dataclasses.field(default_factory=list)   # this epoch's, so far
+
+
+def make_optimizer(model, head, settings):
+    return AdamW([model, head], lr=settings.lr, eps=settings.adam_eps,
+                 weight_decay=settings.weight_decay)
+
+
+def train(model, head, epoch_batches, settings, steps_per_epoch, optimizer=None, progress=None,
+          on_step=None, on_epoch=None):
+    """Train until settings.epochs epochs are complete, from `progress` on (a fresh start when
+    None). epoch_batches(epoch, start) yields that epoch's batch dicts from batch `start` on, in
+    the same order every time. on_step(progress, loss, examples) follows every step;
+    on_epoch(epoch, seconds, mean_loss) every epoch. Returns the progress."""
+    optimizer = make_optimizer(model, head, settings) if optimizer is None else optimizer
+    progress = Progress() if progress is None else progress
     total = settings.epochs * steps_per_epoch
-    losses = []
-    for epoch in range(settings.epochs):
+    while progress.epoch < settings.epochs:
         start = time.perf_counter()
-        for batch in epoch_batches(epoch):
-            lr = settings.lr * linear_warmup_decay(len(losses), total, settings.warmup_fraction)
-            losses.append(train_step(model, head, batch, optimizer, lr, settings.max_grad_norm))
+        for batch in epoch_batches(progress.epoch, progress.batch):
+            lr = settings.lr * linear_warmup_decay(progress.step, total, settings.warmup_fraction)
+            loss = train_step(model, head, batch, optimizer, lr, settings.max_grad_norm)
+            progress.step += 1
+            progress.batch += 1
+            progress.epoch_losses.append(loss)
             if on_step is not None:
-                on_step(len(losses), losses[-1], len(batch["labels"]))
+                on_step(progress, loss, len(batch["labels"]))
+        mean_loss = sum(progress.epoch_losses) / max(1, len(progress.epoch_losses))
+        progress.epoch, progress.batch, progress.epoch_losses = progress.epoch + 1, 0, []
         if on_epoch is not None:
-            on_epoch(epoch, time.perf_counter() - start)
-    return losses
+            on_epoch(progress.epoch - 1, time.perf_counter() - start, mean_loss)
+    return progress

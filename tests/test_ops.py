@@ -127,11 +127,12 @@ def test_attention_masks_padding_and_matches_a_per_head_loop():
                                        rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("dropout_p", [0.0, 0.2])
-def test_attention_gradients(dropout_p):
+@pytest.mark.parametrize("dropout_p, second_row", [(0.0, [1, 1, 0, 0]), (0.2, [1, 1, 0, 0]),
+                                                   (0.0, [0, 0, 0, 0])])   # all padding
+def test_attention_gradients(dropout_p, second_row):
     B, T, C, H = 2, 4, 6, 3
     q, k, v = rand(B, T, C, seed=12), rand(B, T, C, seed=13), rand(B, T, C, seed=14)
-    bias = mask_to_bias(np.array([[1, 1, 1, 1], [1, 1, 0, 0]]), "float64")
+    bias = mask_to_bias(np.array([[1, 1, 1, 1], second_row]), "float64")
 
     def forward():
         return attention_forward(q, k, v, bias, H, dropout_p, np.random.default_rng(3))

@@ -47,7 +47,7 @@ def attention_forward(q, k, v, mask_bias, H, dropout_p=0.0, rng=None):
     probs_dropped, dropout_cache = dropout_forward(probs, dropout_p, rng)
     context = merge_heads(probs_dropped @ vh)                              # (B, T, C)
     cache = {"qh": qh, "kh": kh, "vh": vh, "scale": scale, "probs": softmax_cache,
-             "probs_dropped": probs_dropped, "dropout": dropout_cache}
+             "probs_dropped": probs_dropped, "dropout": dropout_cache, "padded": mask_bias != 0}
     return context, cache
 
 
@@ -57,7 +57,12 @@ def attention_backward(dcontext, cache):
     dctx = split_heads(dcontext, H)                                         # (B, H, T, D)
     dvh = cache["probs_dropped"].transpose(0, 1, 3, 2) @ dctx
     dprobs = dropout_backward(dctx @ cache["vh"].transpose(0, 1, 3, 2), cache["dropout"])
-    dscores = softmax_backward(dprobs, cache["probs"]) * cache["scale"]   # (B, H, T, T)
+    dscores = softmax_backward(dprobs, cache["probs"])                    # (B, H, T, T)
+    # a padded key's score + the most negative number rounds to that number: the forward's
+    # score there is a constant, so it passes no gradient (this matters for a row whose keys
+    # are all padding; elsewhere its probability, and so its gradient, is exactly 0 anyway)
+    xp = get_array_module(dscores)
+    dscores = xp.where(cache["padded"], 0.0, dscores) * cache["scale"]
     dqh = dscores @ cache["kh"]
     dkh = dscores.transpose(0, 1, 3, 2) @ cache["qh"]
     return merge_heads(dqh), merge_heads(dkh), merge_heads(dvh)

@@ -1,0 +1,154 @@
+"""Interrupted runs resume exactly; checkpoints and results are never damaged; odd input is
+handled or refused by name."""
+import errno
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import safetensors
+import safetensors.numpy
+
+import minibert
+from minibert import runs, train as train_module
+from minibert.cli import main
+from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
+
+TIMINGS = ("train_seconds", "seconds_per_epoch", "examples_per_second")
+
+
+def settings(out, **changes):
+    fields = dict(task="TREC-6", out=str(out), epochs=2, max_train_examples=40,
+                  max_eval_examples=24, max_seq_length=24, batch_size=8)
+    return RunSettings(**{**fields, **changes})
+
+
+def without_timings(results):
+    results = {k: v for k, v in results.items() if k not in TIMINGS}
+    results["history"] = [{k: v for k, v in h.items() if k != "train_seconds"}
+                          for h in results["history"]]
+    results["settings"] = {k: v for k, v in results["settings"].items() if k != "out"}
+    return results
+
+
+def interrupt_at_step(monkeypatch, step):
+    """Send this process a real SIGINT during optimizer step `step`."""
+    calls = []
+    original = train_module.train_step
+
+    def step_then_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(train_module, "train_step", step_then_signal)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    return out, run_train(settings(out))
+
+
+@pytest.mark.parametrize("method, stop_at", [("adapters", 3), ("full", 7)])   # epoch 1, epoch 2
+def test_interrupted_run_resumes_to_the_same_end(uninterrupted, tmp_path, monkeypatch, method,
+                                                 stop_at):
+    whole_out, whole = uninterrupted
+    if method == "full":
+        whole_out = tmp_path / "whole_full"
+        whole = run_train(settings(whole_out, method="full"))
+    out = tmp_path / "cut"
+    interrupt_at_step(monkeypatch, stop_at)
+    with pytest.raises(Interrupted, match=f"SIGINT at step {stop_at}: .*resume with: "
+                                          f"minibert train --resume {out}"):
+        run_train(settings(out, method=method))
+    assert (out / CHECKPOINT).exists() and not (out / "results.json").exists()
+    monkeypatch.undo()
+    resumed = runs.run_train(runs.resume_settings(out), resume=True)
+    assert without_timings(resumed) == without_timings(whole)
+    assert not (out / CHECKPOINT).exists()                    # removed once results are written
+    if method == "adapters":
+        a = safetensors.numpy.load_file(out / "adapter.safetensors")
+        b = safetensors.numpy.load_file(whole_out / "adapter.safetensors")
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_gives_the_same_results_json(uninterrupted, tmp_path):
+    _, whole = uninterrupted
+    assert without_timings(run_train(settings(tmp_path))) == without_timings(whole)
+
+
+def test_a_pending_checkpoint_is_never_overwritten_by_a_new_run(tmp_path, monkeypatch, capsys):
+    interrupt_at_step(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        run_train(settings(tmp_path))
+    monkeypatch.undo()
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    with pytest.raises(ValueError, match="an interrupted run is here; resume it with"):
+        run_train(settings(tmp_path))
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_corrupted_checkpoints_are_refused_by_name(tmp_path, monkeypatch):
+    interrupt_at_step(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        run_train(settings(tmp_path))
+    monkeypatch.undo()
+    path = tmp_path / CHECKPOINT
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="checkpoint.safetensors: .*(truncated|not a readable)"):
+        run_train(settings(tmp_path), resume=True)
+
+    path.write_bytes(good)
+    with safetensors.safe_open(str(path), "numpy") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    name = next(n for n in tensors if n.startswith("model/"))
+    tensors[name] = tensors[name].copy()
+    tensors[name].flat[0] = np.nan
+    safetensors.numpy.save_file(tensors, path, metadata=metadata)
+    with pytest.raises(ValueError, match=f"tensor {name} holds NaN"):
+        run_train(settings(tmp_path), resume=True)
+
+    tensors[name] = np.zeros((3,), np.float32)
+    safetensors.numpy.save_file(tensors, path, metadata=metadata)
+    with pytest.raises(ValueError, match=f"(?s)wrong shape .*{name}: expected \\(384,\\), found \\(3,\\)"):
+        run_train(settings(tmp_path), resume=True)
+
+
+def test_full_disk_or_read_only_folder_keeps_earlier_results(uninterrupted, tmp_path, monkeypatch,
+                                                            capsys):
+    out, _ = uninterrupted
+    before = (out / "results.json").read_bytes()
+    original = os.replace
+
+    def no_space(src, dst, *args, **kwargs):
+        if str(dst).endswith("results.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return original(src, dst, *args, **kwargs)
+    monkeypatch.setattr(os, "replace", no_space)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    args = ["train", "--task", "TREC-6", "--out", str(out), "--epochs", "1",
+            "--max-train-examples", "8", "--max-eval-examples", "8", "--max-seq-length", "16"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "results.json" in err
+    assert (out / "results.json").read_bytes() == before           # the earlier results, whole
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    (out / CHECKPOINT).unlink()                                    # what the failed run left
+
+    assert main(["train", "--task", "TREC-6", "--out", "/proc/minibert-run"]) == 2
+    assert "/proc/minibert-run" in capsys.readouterr().err
+
+
+def test_empty_padding_only_and_overlong_inputs(tmp_path):
+    model = minibert.BertModel.from_pretrained("minilm-l6")
+    tok = minibert.Tokenizer.from_pretrained("minilm-l6")
+    enc = tok(["", "   ", "word " * 5000], max_length=32)
+    assert enc["input_ids"].shape == (3, 32)                       # truncated, not refused
+    seq, pooled = model.forward(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
+    assert np.isfinite(seq).all() and np.isfinite(pooled).all()
+    all_padding = np.zeros((2, 5), dtype=np.int64)
+    seq, pooled = model.forward(all_padding, all_padding, all_padding)    # nothing to attend to
+    assert np.isfinite(seq).all() and np.isfinite(pooled).all()
