@@ -123,6 +123,15 @@ def set_active_adapters(model, name):
     model.grads = {}
 
 
+def disable_adapter_layers(model, layers):
+    """Take the active set's adapters out of the given layers (for ablations): those layers
+    compute as if they had none, while the set keeps them; set_active_adapters(model, name)
+    puts them back."""
+    for n in [n for n in model.params if is_adapter_parameter(n)]:
+        if int(n.split(".")[2]) in layers:
+            del model.params[n]
+
+
 def adapter_forward(module, name, x, activation):
     # x (B, T, C) -> x + up(act(down(x))) (B, T, C), through (B, T, M)
     forward, _ = ACTIVATIONS[activation]

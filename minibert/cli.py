@@ -105,6 +105,21 @@ def bench(args):
     return 0
 
 
+def experiment(args):
+    """One of the paper's analyses: JSON of every score and a PNG figure; re-runs skip done work."""
+    from .experiments import DEFAULT_TASKS, EXPERIMENTS
+    base = RunSettings(model=args.model, data_dir=args.data_dir, batch_size=args.batch_size,
+                       max_seq_length=args.max_seq_length, epochs=args.epochs, seed=args.seed,
+                       max_train_examples=args.max_train_examples or None,
+                       max_eval_examples=args.max_eval_examples or None, device=args.device,
+                       adapter_size=args.adapter_size)
+    figure, data = EXPERIMENTS[args.name](args.out, base,
+                                          tuple(args.tasks or DEFAULT_TASKS[args.name]))
+    print(f"{args.name}: {len(data['runs'])} configurations in {args.out}/{args.name}.json; "
+          f"figure {figure}")
+    return 0
+
+
 def shared_run_arguments(parser, defaults):
     parser.add_argument("--model", default=defaults.model, help="minilm-l6, a folder or a hub id")
     parser.add_argument("--data-dir", default=None, help="GLUE folder (default $GLUE_DIR)")
@@ -167,10 +182,26 @@ def main(argv=None):
     speed.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     speed.add_argument("--json", action="store_true")
 
+    from .experiments import DEFAULT_SETTINGS, DEFAULT_TASKS, EXPERIMENTS
+    analysis = commands.add_parser("experiment", help=experiment.__doc__)
+    analysis.add_argument("name", choices=list(EXPERIMENTS))
+    analysis.add_argument("--out", default="runs/experiments")
+    analysis.add_argument("--tasks", nargs="+", default=None,
+                          help="default: " + "; ".join(f"{name} {' '.join(t)}"
+                                                       for name, t in DEFAULT_TASKS.items()))
+    analysis.add_argument("--epochs", type=int, default=DEFAULT_SETTINGS["epochs"])
+    analysis.add_argument("--max-train-examples", type=int,
+                          default=DEFAULT_SETTINGS["max_train_examples"], help="0: all")
+    analysis.add_argument("--adapter-size", type=int, default=defaults.adapter_size)
+    analysis.add_argument("--seed", type=int, default=defaults.seed)
+    shared_run_arguments(analysis, defaults)
+    analysis.set_defaults(max_seq_length=DEFAULT_SETTINGS["max_seq_length"],
+                          max_eval_examples=DEFAULT_SETTINGS["max_eval_examples"])
+
     args = parser.parse_args(argv)
     try:
         return {"gradcheck": gradcheck, "params": params, "train": train, "eval": evaluate,
-                "bench": bench}[args.command](args)
+                "bench": bench, "experiment": experiment}[args.command](args)
     except (ValueError, RuntimeError, OSError, KeyError) as e:   # TrainingDiverged is one too
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2

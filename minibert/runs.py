@@ -61,6 +61,14 @@ def make_batches(tokenizer, examples, batch_size, max_length):
         yield batch
 
 
+def shuffled_batches(tokenizer, examples, settings, epoch, start=0):
+    """One epoch's batches from batch `start` on. The order comes from (seed, epoch) alone, so
+    a resumed run sees the very same batches."""
+    order = np.random.default_rng([settings.seed, epoch]).permutation(len(examples))
+    shuffled = [examples[i] for i in order[start * settings.batch_size:]]
+    return make_batches(tokenizer, shuffled, settings.batch_size, settings.max_seq_length)
+
+
 def predict(model, head, tokenizer, examples, batch_size, max_length):
     """Class ids (or regression values) for every example, dropout off."""
     model.eval()
@@ -146,14 +154,6 @@ def run_train(settings, resume=False):
         save_checkpoint(checkpoint_path, model, head, optimizer, progress,
                         {"settings": dataclasses.asdict(settings), "history": history})
 
-    def epoch_batches(epoch, start):
-        # each epoch's order comes from (seed, epoch) alone, so a resumed run sees the same
-        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train_examples))
-        shuffled = [train_examples[i] for i in order]
-        begin = start * settings.batch_size
-        return make_batches(tokenizer, shuffled[begin:], settings.batch_size,
-                            settings.max_seq_length)
-
     steps_per_epoch = math.ceil(len(train_examples) / settings.batch_size)
     bar = tqdm(total=settings.epochs * len(train_examples), desc=f"{spec.name} {settings.method}",
                unit="ex", disable=None,      # its rate is the throughput in examples per second
@@ -180,8 +180,9 @@ def run_train(settings, resume=False):
             save()
 
         try:
-            train(model, head, epoch_batches, train_settings, steps_per_epoch, optimizer,
-                  progress, on_step, on_epoch)
+            train(model, head, lambda epoch, start: shuffled_batches(
+                tokenizer, train_examples, settings, epoch, start), train_settings,
+                steps_per_epoch, optimizer, progress, on_step, on_epoch)
         finally:
             bar.close()
 

@@ -225,3 +225,21 @@ def test_bad_adapter_settings_are_named():
         configure(model, minibert.SequenceClassificationHead(8, 2), "adapters")
     with pytest.raises(ValueError, match="method: expected one of"):
         configure(model, minibert.SequenceClassificationHead(8, 2), "lora")
+
+
+def test_disabling_adapter_layers_and_restoring_them(batch):
+    model = minibert.BertModel(tiny_config(num_hidden_layers=3), seed=0)
+    base = model.forward(**batch)[0]
+    add_adapters(model, size=4, init_std=0.2, name="a")
+    adapted = model.forward(**batch)[0]
+    from minibert.adapters import disable_adapter_layers
+    disable_adapter_layers(model, [0, 1, 2])
+    # every adapter out, but the set's own LayerNorms (copies of the base ones here) stay
+    np.testing.assert_array_equal(model.forward(**batch)[0], base)
+    set_active_adapters(model, "a")
+    disable_adapter_layers(model, [1])
+    partial = model.forward(**batch)[0]
+    assert not np.array_equal(partial, adapted) and not np.array_equal(partial, base)
+    assert not any(n.startswith("encoder.layer.1.") and ".adapter." in n for n in model.params)
+    set_active_adapters(model, "a")
+    np.testing.assert_array_equal(model.forward(**batch)[0], adapted)

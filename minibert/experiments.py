@@ -1,0 +1,273 @@
+"""The paper's analyses, one command each (`minibert experiment NAME`).
+
+  tradeoff    score against trained parameters: adapters of size 1..256, top-k layers,
+              LayerNorm only, head only, full fine-tuning (Houlsby et al., Figures 3-4)
+  init-scale  score against the adapters' init std, 1e-7 .. 1 (Figure 6, right)
+  ablation    train adapters once, then remove those of every span of layers [i, j] without
+              retraining (Figure 6, left); "remove all" falls to about the majority class
+  sequential  adapters for three tasks, one after another, on one frozen base: earlier scores
+              stay put; sequential full fine-tuning of one model forgets
+
+Each writes OUT/NAME.json (settings, seeds, every score) and OUT/NAME.png. Every finished
+configuration is recorded as it ends, so a re-run skips it: an interrupted experiment goes on.
+The defaults are subsampled to finish on a 2-core CPU within an hour; the JSON and the figure
+say so, and --max-train-examples / --epochs / --max-seq-length give the full-size run.
+"""
+import dataclasses
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import tasks  # noqa: E402
+from .adapter_files import load_adapters  # noqa: E402
+from .adapters import disable_adapter_layers, set_active_adapters  # noqa: E402
+from .checkpoint import read_config, write_atomically  # noqa: E402
+from .heads import SequenceClassificationHead  # noqa: E402
+from .model import BertModel  # noqa: E402
+from .runs import evaluate, run_train, shuffled_batches  # noqa: E402
+from .tokenizer import Tokenizer  # noqa: E402
+from .train import TrainSettings, configure, train  # noqa: E402
+
+ADAPTER_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+INIT_STDS = tuple(10.0 ** e for e in range(-7, 1))
+
+
+class Record:
+    """OUT/NAME.json: the settings and one entry per finished configuration, saved after each."""
+
+    def __init__(self, out, name, settings):
+        self.path = Path(out) / f"{name}.json"
+        self.data = {"experiment": name, "settings": settings, "runs": {}}
+        if self.path.exists():
+            self.data["runs"] = json.loads(self.path.read_text("utf-8"))["runs"]
+
+    def done(self, key):
+        return key in self.data["runs"]
+
+    def add(self, key, entry):
+        self.data["runs"][key] = entry
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.path, lambda tmp: Path(tmp).write_text(
+            json.dumps(self.data, indent=2) + "\n", "utf-8"))
+
+    def __getitem__(self, key):
+        return self.data["runs"][key]
+
+
+def subsample_note(settings):
+    return (f"{settings.max_train_examples or 'all'} train examples, {settings.epochs} epoch(s), "
+            f"max {settings.max_seq_length} tokens, seed {settings.seed}")
+
+
+def _run(record, key, settings):
+    """A training run recorded under `key`, skipped when already recorded."""
+    if not record.done(key):
+        results = run_train(settings)
+        record.add(key, {k: results[k] for k in ("task", "method", "adapter_size", "score",
+                                                 "metrics", "trained_params", "total_params",
+                                                 "train_seconds", "seed")}
+                   | {"settings": results["settings"]})
+    return record[key]
+
+
+def tradeoff(out, base, task_names):
+    """Score against trained parameters for every method, per task."""
+    L = read_config(base.model).num_hidden_layers
+    configs = ([("adapters", m, None) for m in ADAPTER_SIZES] +
+               [("top-k", None, k) for k in range(1, L + 1)] +
+               [("layernorm", None, None), ("head", None, None), ("full", None, None)])
+    record = Record(out, "tradeoff", {"base": dataclasses.asdict(base), "tasks": task_names,
+                                      "subsampled": subsample_note(base)})
+    for task in task_names:
+        for method, size, k in configs:
+            key = f"{task}/{method}" + (f"-{size}" if size else "") + (f"-{k}" if k else "")
+            _run(record, key, dataclasses.replace(
+                base, task=task, method=method, adapter_size=size or base.adapter_size, top_k=k,
+                out=str(Path(out) / "tradeoff" / key.replace("/", "-"))))
+
+    fig, axes = plt.subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], task_names):
+        runs = {key.split("/")[1]: r for key, r in record.data["runs"].items() if r["task"] == task}
+        for prefix, style, label in (("adapters-", "o-", "adapters (size 1..256)"),
+                                     ("top-k-", "s--", "top k layers")):
+            points = sorted((r["trained_params"], r["score"]) for name, r in runs.items()
+                            if name.startswith(prefix))
+            ax.plot(*zip(*points), style, label=label)
+        for name, marker in (("layernorm", "^"), ("head", "v"), ("full", "*")):
+            ax.plot(runs[name]["trained_params"], runs[name]["score"], marker, markersize=11,
+                    label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("trained parameters")
+        ax.set_ylabel(f"{tasks.get_task(task).eval_split} {tasks.get_task(task).score}")
+        ax.set_title(task)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Trained parameters vs score, {base.model} ({subsample_note(base)})", fontsize=10)
+    return _save_figure(fig, out, "tradeoff"), record.data
+
+
+def init_scale(out, base, task_names):
+    """Score against the adapters' init std."""
+    task = _one_task("init-scale", task_names)
+    record = Record(out, "init-scale", {"base": dataclasses.asdict(base), "task": task,
+                                        "subsampled": subsample_note(base)})
+    for std in INIT_STDS:
+        key = f"{task}/std-{std:g}"
+        _run(record, key, dataclasses.replace(base, task=task, method="adapters",
+                                              adapter_init_std=std,
+                                              out=str(Path(out) / "init-scale" / f"std-{std:g}")))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    points = sorted((r["settings"]["adapter_init_std"], r["score"])
+                    for r in record.data["runs"].values())
+    ax.plot(*zip(*points), "o-")
+    ax.set_xscale("log")
+    ax.set_xlabel("adapter init std")
+    ax.set_ylabel(f"{tasks.get_task(task).eval_split} {tasks.get_task(task).score}")
+    ax.set_title(f"{task}: adapter init scale, {base.model}\n({subsample_note(base)})", fontsize=10)
+    return _save_figure(fig, out, "init-scale"), record.data
+
+
+def majority_score(task, eval_examples, train_labels):
+    """The score of always predicting the most frequent training label (mean for regression)."""
+    spec = tasks.get_task(task)
+    labels = np.array([e.label for e in eval_examples])
+    constant = (np.mean(train_labels) if spec.labels is None
+                else np.bincount(np.asarray(train_labels, dtype=int)).argmax())
+    return tasks.compute_metrics(spec.name, np.full(len(labels), constant), labels)["score"]
+
+
+def ablation(out, base, task_names):
+    """Train adapters once; score with the adapters of each span of layers removed."""
+    task = _one_task("ablation", task_names)
+    record = Record(out, "ablation", {"base": dataclasses.asdict(base), "task": task,
+                                      "subsampled": subsample_note(base)})
+    run_out = Path(out) / "ablation" / "trained"
+    trained = _run(record, "trained", dataclasses.replace(base, task=task, method="adapters",
+                                                          out=str(run_out)))
+    spec = tasks.get_task(task)
+    eval_examples = tasks.load_examples(spec.name, spec.eval_split, base.data_dir,
+                                        base.max_eval_examples)
+    model = BertModel.from_pretrained(base.model, device=base.device)
+    head = load_adapters(model, run_out / "adapter.safetensors", name="trained")
+    tokenizer = Tokenizer.from_pretrained(base.model)
+    L = model.config.num_hidden_layers
+    for i in range(L):
+        for j in range(i, L):
+            if not record.done(f"remove-{i}-{j}"):
+                set_active_adapters(model, "trained")
+                disable_adapter_layers(model, range(i, j + 1))
+                metrics = evaluate(model, head, tokenizer, spec.name, eval_examples, base)
+                record.add(f"remove-{i}-{j}", {"layers": [i, j], "score": metrics["score"]})
+    if not record.done("majority"):
+        train_labels = [e.label for e in tasks.load_examples(spec.name, "train", base.data_dir,
+                                                             base.max_train_examples)]
+        record.add("majority", {"score": majority_score(spec.name, eval_examples, train_labels)})
+    grid = np.full((L, L), np.nan)
+    for i in range(L):
+        for j in range(i, L):
+            grid[i, j] = record[f"remove-{i}-{j}"]["score"]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    image = ax.imshow(grid, cmap="viridis", origin="upper")
+    for i in range(L):
+        for j in range(i, L):
+            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+    ax.set_xlabel("last layer removed (j)")
+    ax.set_ylabel("first layer removed (i)")
+    fig.colorbar(image, label=f"{spec.eval_split} {spec.score}")
+    ax.set_title(f"{task}: adapters of layers i..j removed after training; none removed "
+                 f"{trained['score']:.3f},\nall removed {grid[0, L - 1]:.3f}, majority class "
+                 f"{record['majority']['score']:.3f} ({subsample_note(base)})", fontsize=8)
+    return _save_figure(fig, out, "ablation"), record.data
+
+
+def sequential(out, base, task_names):
+    """Tasks one after another: adapters on one frozen base, then full fine-tuning of one
+    model; after each stage, every task seen so far is scored again."""
+    record = Record(out, "sequential", {"base": dataclasses.asdict(base), "tasks": task_names,
+                                        "subsampled": subsample_note(base)})
+    tokenizer = Tokenizer.from_pretrained(base.model)
+    evals = {t: tasks.load_examples(t, tasks.get_task(t).eval_split, base.data_dir,
+                                    base.max_eval_examples) for t in task_names}
+    # adapters: each task trains its own set; after each stage, all sets so far are scored on
+    # one base model that carries them side by side
+    model = BertModel.from_pretrained(base.model, device=base.device)
+    heads = {}
+    for stage, task in enumerate(task_names):
+        run_out = Path(out) / "sequential" / f"adapters-{task}"
+        _run(record, f"adapters/train/{task}", dataclasses.replace(
+            base, task=task, method="adapters", out=str(run_out)))
+        heads[task] = load_adapters(model, run_out / "adapter.safetensors", name=task)
+        for earlier in task_names[:stage + 1]:
+            key = f"adapters/after-{task}/{earlier}"
+            if not record.done(key):
+                set_active_adapters(model, earlier)
+                record.add(key, {"stage": stage, "task": earlier, "score": evaluate(
+                    model, heads[earlier], tokenizer, earlier, evals[earlier], base)["score"]})
+    # full fine-tuning: one model goes on from task to task, each with a head of its own
+    if not all(record.done(f"full/after-{t}/{e}") for i, t in enumerate(task_names)
+               for e in task_names[:i + 1]):          # a partial sequence is run again whole
+        _sequential_full(record, base, task_names, tokenizer, evals)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, method in zip(axes, ("adapters", "full")):
+        for task in task_names:
+            stages = [(i, record[f"{method}/after-{t}/{task}"]["score"])
+                      for i, t in enumerate(task_names) if record.done(f"{method}/after-{t}/{task}")]
+            ax.plot(*zip(*stages), "o-", label=task)
+        ax.set_xticks(range(len(task_names)), [f"after {t}" for t in task_names])
+        ax.set_title({"adapters": "adapters: one frozen base, a set per task",
+                      "full": "full fine-tuning: one model, task after task"}[method])
+        ax.set_ylabel("score (task's metric)")
+        ax.legend()
+    fig.suptitle(f"Sequential tasks, {base.model} ({subsample_note(base)})", fontsize=10)
+    return _save_figure(fig, out, "sequential"), record.data
+
+
+def _sequential_full(record, base, task_names, tokenizer, evals):
+    model = BertModel.from_pretrained(base.model, device=base.device)
+    model.seed(base.seed)
+    heads = {}
+    for stage, task in enumerate(task_names):
+        spec = tasks.get_task(task)
+        examples = tasks.load_examples(task, "train", base.data_dir, base.max_train_examples)
+        heads[task] = SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
+                                                 device=model.device, seed=base.seed)
+        configure(model, heads[task], "full")
+        train(model, heads[task],
+              lambda epoch, start: shuffled_batches(tokenizer, examples, base, epoch, start),
+              TrainSettings(lr=dataclasses.replace(base, method="full").learning_rate,
+                            epochs=base.epochs),
+              steps_per_epoch=-(-len(examples) // base.batch_size))
+        for earlier in task_names[:stage + 1]:
+            record.add(f"full/after-{task}/{earlier}", {"stage": stage, "task": earlier,
+                       "score": evaluate(model, heads[earlier], tokenizer, earlier,
+                                         evals[earlier], base)["score"]})
+
+
+def _one_task(name, task_names):
+    if len(task_names) != 1:
+        raise ValueError(f"experiment {name}: expected one task, found {list(task_names)}")
+    return task_names[0]
+
+
+def _save_figure(fig, out, name):
+    path = Path(out) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return path
+
+
+EXPERIMENTS = {"tradeoff": tradeoff, "init-scale": init_scale, "ablation": ablation,
+               "sequential": sequential}
+DEFAULT_TASKS = {"tradeoff": ("SST-2", "MRPC"), "init-scale": ("MRPC",), "ablation": ("MRPC",),
+                 "sequential": ("TREC-6", "SST-2", "MRPC")}
+
+# settings that keep each experiment within an hour on a 2-core CPU with minilm-l6
+DEFAULT_SETTINGS = dict(max_train_examples=1000, max_eval_examples=400, max_seq_length=64,
+                        epochs=1)

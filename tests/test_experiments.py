@@ -1,0 +1,81 @@
+"""Each analysis end to end on a tiny random BERT (with the real tokenizer and real data):
+the JSON it writes, a real PNG, and a re-run that skips what is finished."""
+import json
+import os
+import shutil
+
+import pytest
+
+import minibert
+from minibert import checkpoint, experiments
+from minibert.runs import RunSettings
+
+from conftest import GLUE_DIR
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 2-layer random BERT that uses minilm-l6's vocabulary, saved as an HF folder."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = minibert.BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=32, max_position_embeddings=64)
+    minibert.BertModel(config, seed=0).save_pretrained(folder)
+    shutil.copy(checkpoint.resolve("minilm-l6") / "vocab.txt", folder)
+    return folder
+
+
+def base(model):
+    return RunSettings(model=str(model), max_train_examples=16, max_eval_examples=16,
+                       max_seq_length=16, batch_size=8, epochs=1, adapter_size=4,
+                       data_dir=GLUE_DIR)
+
+
+def rerun_runs_nothing(monkeypatch, name, out, settings, task_names):
+    monkeypatch.setattr(experiments, "run_train", lambda s: pytest.fail(f"re-ran {s.out}"))
+    monkeypatch.setattr(experiments, "evaluate", lambda *a: pytest.fail("re-evaluated"))
+    experiments.EXPERIMENTS[name](out, settings, task_names)
+
+
+@pytest.mark.parametrize("name, task_names", [("tradeoff", ("TREC-6",)),
+                                              ("init-scale", ("TREC-6",)),
+                                              ("ablation", ("TREC-6",))])
+def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkeypatch, name,
+                                                    task_names):
+    settings = base(tiny_model)
+    figure, data = experiments.EXPERIMENTS[name](tmp_path, settings, task_names)
+    assert figure.read_bytes()[:8] == PNG
+    on_disk = json.loads((tmp_path / f"{name}.json").read_text())
+    assert on_disk == json.loads(json.dumps(data))
+    assert on_disk["experiment"] == name and "16 train examples" in on_disk["settings"]["subsampled"]
+    runs = on_disk["runs"]
+    if name == "tradeoff":        # 9 adapter sizes, top-1 and top-2, LayerNorm, head, full
+        assert len(runs) == 9 + 2 + 3
+        assert all({"score", "trained_params", "seed", "settings"} <= set(r) for r in runs.values())
+        sizes = sorted(r["trained_params"] for k, r in runs.items() if "/adapters-" in k)
+        assert sizes == sorted(set(sizes))                  # more parameters for larger adapters
+    if name == "init-scale":
+        assert [r["settings"]["adapter_init_std"] for r in runs.values()] == list(
+            experiments.INIT_STDS)
+    if name == "ablation":
+        assert len([k for k in runs if k.startswith("remove-")]) == 3        # [0,0] [0,1] [1,1]
+        assert {"trained", "majority"} <= set(runs)
+    rerun_runs_nothing(monkeypatch, name, tmp_path, settings, task_names)
+
+
+@pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason="needs the GLUE files")
+def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monkeypatch):
+    settings = base(tiny_model)
+    figure, data = experiments.sequential(tmp_path, settings, ("TREC-6", "SST-2"))
+    assert figure.read_bytes()[:8] == PNG
+    runs = data["runs"]
+    # adapters: the first task's score after the second stage is exactly what it was
+    assert runs["adapters/after-SST-2/TREC-6"]["score"] == runs["adapters/after-TREC-6/TREC-6"]["score"]
+    assert {"full/after-TREC-6/TREC-6", "full/after-SST-2/TREC-6", "full/after-SST-2/SST-2"} <= set(runs)
+    rerun_runs_nothing(monkeypatch, "sequential", tmp_path, settings, ("TREC-6", "SST-2"))
+
+
+def test_one_task_experiments_refuse_two(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="experiment ablation: expected one task"):
+        experiments.ablation(tmp_path, base(tiny_model), ("TREC-6", "MRPC"))
