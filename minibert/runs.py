@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from . import tasks
 from .adapter_files import load_adapters, save_adapters
-from .adapters import add_adapters
+from .adapters import add_adapters, is_adapter_parameter
 from .checkpoint import write_atomically
 from .heads import SequenceClassificationHead
 from .model import BertModel
@@ -191,7 +191,7 @@ def run_train(settings, resume=False):
     metrics = history[-1]["metrics"]
     train_seconds = sum(h["train_seconds"] for h in history)
     trained = model.num_params(model.trainable_names()) + head.num_params()
-    base = model.num_params([n for n in model.params if ".adapter." not in n])
+    base = model.num_params([n for n in model.params if not is_adapter_parameter(n)])
     results = {
         "task": spec.name, "method": settings.method,
         "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
