@@ -17,21 +17,18 @@ import dataclasses
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from . import tasks  # noqa: E402
-from .adapter_files import load_adapters  # noqa: E402
-from .adapters import disable_adapter_layers, set_active_adapters  # noqa: E402
-from .checkpoint import read_config, write_atomically  # noqa: E402
-from .heads import SequenceClassificationHead  # noqa: E402
-from .model import BertModel  # noqa: E402
-from .runs import evaluate, run_train, shuffled_batches  # noqa: E402
-from .tokenizer import Tokenizer  # noqa: E402
-from .train import TrainSettings, configure, train  # noqa: E402
+from . import tasks
+from .adapter_files import load_adapters
+from .adapters import disable_adapter_layers, set_active_adapters
+from .checkpoint import read_config, write_atomically
+from .heads import SequenceClassificationHead
+from .model import BertModel
+from .runs import evaluate, run_train, shuffled_batches
+from .tokenizer import Tokenizer
+from .train import TrainSettings, configure, train
 
 ADAPTER_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 INIT_STDS = tuple(10.0 ** e for e in range(-7, 1))
@@ -160,7 +157,8 @@ def ablation(out, base, task_names):
             if not record.done(f"remove-{i}-{j}"):
                 set_active_adapters(model, "trained")
                 disable_adapter_layers(model, range(i, j + 1))
-                metrics = evaluate(model, head, tokenizer, spec.name, eval_examples, base)
+                metrics = evaluate(model, head, tokenizer, spec.name, eval_examples,
+                                   base.batch_size, base.max_seq_length)
                 record.add(f"remove-{i}-{j}", {"layers": [i, j], "score": metrics["score"]})
     if not record.done("majority"):
         train_labels = [e.label for e in tasks.load_examples(spec.name, "train", base.data_dir,
@@ -206,7 +204,8 @@ def sequential(out, base, task_names):
             if not record.done(key):
                 set_active_adapters(model, earlier)
                 record.add(key, {"stage": stage, "task": earlier, "score": evaluate(
-                    model, heads[earlier], tokenizer, earlier, evals[earlier], base)["score"]})
+                    model, heads[earlier], tokenizer, earlier, evals[earlier], base.batch_size,
+                    base.max_seq_length)["score"]})
     # full fine-tuning: one model goes on from task to task, each with a head of its own
     if not all(record.done(f"full/after-{t}/{e}") for i, t in enumerate(task_names)
                for e in task_names[:i + 1]):          # a partial sequence is run again whole
@@ -245,7 +244,8 @@ def _sequential_full(record, base, task_names, tokenizer, evals):
         for earlier in task_names[:stage + 1]:
             record.add(f"full/after-{task}/{earlier}", {"stage": stage, "task": earlier,
                        "score": evaluate(model, heads[earlier], tokenizer, earlier,
-                                         evals[earlier], base)["score"]})
+                                         evals[earlier], base.batch_size,
+                                         base.max_seq_length)["score"]})
 
 
 def _one_task(name, task_names):

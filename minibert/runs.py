@@ -83,9 +83,9 @@ def predict(model, head, tokenizer, examples, batch_size, max_length):
     return np.concatenate(outputs)
 
 
-def evaluate(model, head, tokenizer, task, examples, settings):
-    predictions = predict(model, head, tokenizer, examples, settings.batch_size,
-                          settings.max_seq_length)
+def evaluate(model, head, tokenizer, task, examples, batch_size=32, max_length=128):
+    """The task's metrics (and "score") of the model + head on the examples."""
+    predictions = predict(model, head, tokenizer, examples, batch_size, max_length)
     return tasks.compute_metrics(task, predictions, np.array([e.label for e in examples]))
 
 
@@ -172,7 +172,8 @@ def run_train(settings, resume=False):
                                   f"{checkpoint_path}; resume with: minibert train --resume {out}")
 
         def on_epoch(epoch, seconds, mean_loss):
-            metrics = evaluate(model, head, tokenizer, spec.name, eval_examples, settings)
+            metrics = evaluate(model, head, tokenizer, spec.name, eval_examples,
+                               settings.batch_size, settings.max_seq_length)
             history.append({"epoch": epoch + 1, "train_loss": mean_loss,
                             "train_seconds": seconds, "metrics": metrics})
             bar.write(f"epoch {epoch + 1}: train loss {mean_loss:.4f} ({seconds:.0f} s), "
@@ -224,8 +225,7 @@ def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_l
     if head.num_labels != spec.num_labels:
         raise ValueError(f"{adapters}: its head has {head.num_labels} labels, "
                          f"{spec.name} has {spec.num_labels}")
-    settings = RunSettings(task=spec.name, batch_size=batch_size, max_seq_length=max_seq_length)
     metrics = evaluate(model, head, Tokenizer.from_pretrained(model_name), spec.name, examples,
-                       settings)
+                       batch_size, max_seq_length)
     return {"task": spec.name, "metrics": metrics, "score": metrics["score"],
             "eval_split": spec.eval_split, "eval_examples": len(examples)}
