@@ -33,7 +33,8 @@ def model_and_batch(draw):
                                   "attention_mask": mask}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, derandomize=True,   # the same cases in every CI run
+          suppress_health_check=[HealthCheck.too_slow])
 @given(model_and_batch(), st.integers(0, 2 ** 16))
 def test_forward_backward_are_finite_and_gradients_check(case, seed):
     config, adapter_size, batch = case
