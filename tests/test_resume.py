@@ -1,7 +1,6 @@
 """Interrupted runs resume exactly; checkpoints and results are never damaged; odd input is
 handled or refused by name."""
 import errno
-import json
 import os
 import signal
 

@@ -8,7 +8,7 @@ import pytest
 import minibert
 from minibert.cli import main
 from minibert.runs import RunSettings, run_eval, run_train
-from minibert.train import TrainingDiverged, TrainSettings, configure, train_step
+from minibert.train import TrainingDiverged, configure, train_step
 from minibert.optim import AdamW
 
 from conftest import GLUE_DIR, tiny_config
