@@ -89,7 +89,7 @@ def minibert_workload(model_name, workload, B, T):
     if workload.endswith("inference"):
         model.eval()
         return lambda: model.forward(batch["input_ids"], batch["token_type_ids"],
-                                     batch["attention_mask"])
+                                     batch["attention_mask"], keep_cache=False)
     head = SequenceClassificationHead(config.hidden_size, 2)
     configure(model, head, "adapters" if workload == "adapter_step" else "full")
     optimizer = AdamW([model, head])

@@ -57,6 +57,7 @@ class BertModel(Module):
         self.adapter_sets = {}          # name -> AdapterSet (see adapters.py)
         self.active_adapters = None     # the set in use, None for the plain base model
         self.base_layernorms = {}       # the base model's LayerNorm arrays while a set is active
+        self._cache = None              # the last forward's caches, which backward walks
 
     @property
     def adapter_config(self):
@@ -85,8 +86,12 @@ class BertModel(Module):
         checkpoint.write_pretrained(folder, self.config, self.host_params())
 
     # ------------------------------------------------------------------ forward
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
-        """input_ids, token_type_ids, attention_mask (B, T) -> sequence (B, T, C), pooled (B, C)."""
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, keep_cache=True):
+        """input_ids, token_type_ids, attention_mask (B, T) -> sequence (B, T, C), pooled (B, C).
+
+        keep_cache=False (inference): each layer's caches are dropped as soon as it is done, so
+        memory holds one layer's activations instead of L; backward and attention_probs then
+        have nothing to work from."""
         input_ids, token_type_ids, attention_mask = self._check_inputs(
             input_ids, token_type_ids, attention_mask)
         rng = self.rng if self.training else None
@@ -95,14 +100,21 @@ class BertModel(Module):
         layer_caches = []
         for l in range(self.config.num_hidden_layers):
             x, cache = self.layer_forward(l, x, mask_bias, rng)
-            layer_caches.append(cache)
+            if keep_cache:
+                layer_caches.append(cache)
         pooled, pooler_cache = self._pooler_forward(x)
-        self._cache = (embeddings_cache, layer_caches, pooler_cache, x.shape)
+        self._cache = (embeddings_cache, layer_caches, pooler_cache, x.shape) if keep_cache else None
         return x, pooled
 
     def attention_probs(self):
         """The attention maps of the last forward: one (B, H, T, T) array per layer."""
-        return [layer_cache[3]["probs"] for layer_cache in self._cache[1]]   # 3: attention's cache
+        return [layer_cache[3]["probs"] for layer_cache in self._last_cache("attention_probs")[1]]
+
+    def _last_cache(self, caller):
+        if self._cache is None:
+            raise RuntimeError(f"{caller} needs the caches of a forward pass: call forward "
+                               "(with keep_cache=True, the default) first")
+        return self._cache
 
     def _embeddings_forward(self, input_ids, token_type_ids, rng):
         p, xp = self.params, self.device.xp
@@ -162,7 +174,7 @@ class BertModel(Module):
         """Gradients of a scalar loss w.r.t. the outputs of the last forward -> self.grads.
 
         Backpropagation stops below the lowest layer that holds a trainable parameter."""
-        embeddings_cache, layer_caches, pooler_cache, shape = self._cache
+        embeddings_cache, layer_caches, pooler_cache, shape = self._last_cache("backward")
         xp = self.device.xp
         dx = xp.zeros(shape, dtype=self.dtype) if dseq is None else xp.array(dseq, dtype=self.dtype)
         if dpooled is not None:

@@ -76,7 +76,7 @@ def predict(model, head, tokenizer, examples, batch_size, max_length):
     outputs = []
     for batch in make_batches(tokenizer, examples, batch_size, max_length):
         _, pooled = model.forward(batch["input_ids"], batch["token_type_ids"],
-                                  batch["attention_mask"])
+                                  batch["attention_mask"], keep_cache=False)
         logits, _ = head.forward(pooled)
         logits = model.device.to_host(logits)
         outputs.append(logits if head.is_regression else logits.argmax(axis=-1))

@@ -3,6 +3,7 @@ array library that refuses NumPy calls and host conversion, as CuPy does; on a m
 GPU the same step runs on CuPy (marker `gpu`)."""
 import numpy as np
 import pytest
+import scipy.special
 
 import minibert
 from minibert import backend
@@ -83,3 +84,24 @@ def test_training_step_on_cupy_matches_numpy(config, batch):
         np.testing.assert_allclose(grads_c[name], grads_n[name], rtol=1e-4, atol=1e-6, err_msg=name)
     for name in params_n:
         np.testing.assert_allclose(params_c[name], params_n[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_float32_erf_is_within_5e7_of_the_exact_value():
+    # every float32 from -6 to 6 in steps of 1e-4, the tails, the signed zeros and infinities
+    x = np.concatenate([np.arange(-6, 6, 1e-4), [-1e30, -9.0, 9.0, 1e30, -0.0, 0.0, -np.inf,
+                                                  np.inf]]).astype(np.float32)
+    exact = scipy.special.erf(x.astype(np.float64))
+    fast = backend.numpy_erf(x)
+    assert fast.dtype == np.float32 and fast.shape == x.shape
+    assert np.abs(fast - exact).max() < 5e-7
+    assert np.array_equal(np.signbit(fast), np.signbit(x))      # odd, zeros included
+    assert np.isnan(backend.numpy_erf(np.float32([np.nan]))).all()
+    # shapes across block boundaries come back in place
+    y = np.random.default_rng(0).standard_normal((3, 70001)).astype(np.float32)
+    np.testing.assert_allclose(backend.numpy_erf(y), scipy.special.erf(y.astype(np.float64)),
+                               atol=5e-7, rtol=0)
+
+
+def test_float64_erf_is_scipys():
+    x = np.linspace(-5, 5, 1001)
+    assert np.array_equal(backend.numpy_erf(x), scipy.special.erf(x))

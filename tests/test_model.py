@@ -103,6 +103,10 @@ def test_frozen_parameters_get_no_gradient_and_others_are_unchanged(config, batc
         np.testing.assert_array_equal(grad, full.grads[name], err_msg=name)
     # dW was computed for the trainable linear weights only: two intermediate.dense + pooler
     assert len(calls) == 3
+    # and their forward kept no input for it: unfreezing now is refused, not silently wrong
+    partial.unfreeze(["encoder.layer.0.attention.self.query.weight"])
+    with pytest.raises(RuntimeError, match="attention.self.query.weight was unfrozen after"):
+        partial.backward(R1, R2)
 
 
 def test_backward_stops_below_the_lowest_trainable_layer(config, batch, monkeypatch):
@@ -182,3 +186,14 @@ def test_attention_maps_of_the_last_forward(config, batch):
     assert len(maps) == 2 and maps[0].shape == (2, 2, 6, 6)
     np.testing.assert_allclose(maps[1].sum(-1), 1.0, rtol=1e-6)
     assert np.all(maps[0][1, :, :, 4:] == 0.0)          # the second sequence's two pads
+
+
+def test_inference_without_caches_gives_the_same_outputs(config, batch):
+    model = minibert.BertModel(config)
+    seq, pooled = model.forward(**batch)
+    seq_light, pooled_light = model.forward(**batch, keep_cache=False)
+    np.testing.assert_array_equal(seq_light, seq)
+    np.testing.assert_array_equal(pooled_light, pooled)
+    for needs_caches in (model.attention_probs, model.backward):
+        with pytest.raises(RuntimeError, match="needs the caches of a forward pass"):
+            needs_caches()

@@ -91,10 +91,11 @@ def test_tanh_gradients():
 
 def test_dropout_train_and_eval():
     x = rand(200, 50, seed=6)
-    y, mask = dropout_forward(x, 0.1, np.random.default_rng(0))
-    kept = mask != 0
+    y, (kept, scale) = dropout_forward(x, 0.1, np.random.default_rng(0))
+    assert kept.dtype == bool and scale == 1 / 0.9
     assert abs(kept.mean() - 0.9) < 0.01
     np.testing.assert_allclose(y[kept], x[kept] / 0.9, rtol=1e-12)
+    assert not y[~kept].any()
     assert dropout_forward(x, 0.1, None) == (x, None)       # eval mode: identity
     small = rand(4, 6, seed=7)
     loss, R = projected(lambda: dropout_forward(small, 0.3, np.random.default_rng(1))[0])

@@ -47,7 +47,7 @@ def attention_forward(q, k, v, mask_bias, H, dropout_p=0.0, rng=None):
     probs_dropped, dropout_cache = dropout_forward(probs, dropout_p, rng)
     context = merge_heads(probs_dropped @ vh)                              # (B, T, C)
     cache = {"qh": qh, "kh": kh, "vh": vh, "scale": scale, "probs": softmax_cache,
-             "probs_dropped": probs_dropped, "dropout": dropout_cache, "padded": mask_bias != 0}
+             "dropout": dropout_cache, "padded": mask_bias != 0}
     return context, cache
 
 
@@ -55,7 +55,9 @@ def attention_backward(dcontext, cache):
     # dcontext (B, T, C) -> dq, dk, dv (B, T, C)
     H = cache["qh"].shape[1]
     dctx = split_heads(dcontext, H)                                         # (B, H, T, D)
-    dvh = cache["probs_dropped"].transpose(0, 1, 3, 2) @ dctx
+    # the dropped probs, recomputed from probs and the mask rather than kept: (B, H, T, T) less
+    probs_dropped = dropout_backward(cache["probs"], cache["dropout"])
+    dvh = probs_dropped.transpose(0, 1, 3, 2) @ dctx
     dprobs = dropout_backward(dctx @ cache["vh"].transpose(0, 1, 3, 2), cache["dropout"])
     dscores = softmax_backward(dprobs, cache["probs"])                    # (B, H, T, T)
     # a padded key's score + the most negative number rounds to that number: the forward's

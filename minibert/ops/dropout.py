@@ -5,10 +5,15 @@ def dropout_forward(x, p, rng):
     # x (...) -> y (...). rng None (eval mode) or p == 0 -> identity, nothing cached.
     if rng is None or p == 0.0:
         return x, None
-    scaled_mask = (rng.random(x.shape, dtype=x.dtype) >= p) * (1.0 / (1.0 - p))
-    scaled_mask = scaled_mask.astype(x.dtype, copy=False)
-    return x * scaled_mask, scaled_mask
+    keep = rng.random(x.shape, dtype=x.dtype) >= p    # kept as bools: a quarter of float32 mask
+    return _apply(x, keep, 1.0 / (1.0 - p)), (keep, 1.0 / (1.0 - p))
 
 
-def dropout_backward(dy, scaled_mask):
-    return dy if scaled_mask is None else dy * scaled_mask
+def dropout_backward(dy, cache):
+    return dy if cache is None else _apply(dy, *cache)
+
+
+def _apply(x, keep, scale):
+    y = x * keep
+    y *= scale                                          # in place: stays in x's dtype
+    return y
