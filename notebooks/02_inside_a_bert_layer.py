@@ -294,7 +294,7 @@ assert all(c.error <= 1e-6 for c in checks.values())
 #    $\hat x$". Which of the two facts survives, and why?
 # 3. Replace `mask_to_bias` by a bias of $-10$ (instead of the most negative float) for padded
 #    keys. How much attention do the padded tokens get now? Does the gradient check still pass?
-# 4. Check numerically that `attention_backward` with `cache["scale"]` set to 1 no longer
-#    matches finite differences of the scaled forward — and by what factor it is off.
+# 4. Check numerically that `attention_backward` with `cache["key_scale"]` set to ones no
+#    longer matches finite differences of the scaled forward — and by what factor it is off.
 # 5. Train-time dropout sits inside attention (`attention_forward(..., dropout_p, rng)`).
 #    Write a gradient check with dropout on: which random state must be held fixed, and how?

@@ -8,14 +8,17 @@ from .dropout import dropout_backward, dropout_forward
 def softmax_forward(x):
     # x (..., N) -> probs (..., N) over the last axis
     xp = get_array_module(x)
-    e = xp.exp(x - x.max(axis=-1, keepdims=True))
-    probs = e / e.sum(axis=-1, keepdims=True)
+    probs = x - x.max(axis=-1, keepdims=True)
+    xp.exp(probs, out=probs)                       # in place: these are the largest arrays
+    probs /= probs.sum(axis=-1, keepdims=True)
     return probs, probs
 
 
 def softmax_backward(dprobs, probs):
     # d/dx_j of p_i = p_i (delta_ij - p_j)  ->  dx = p * (dp - sum(dp * p))
-    return probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
+    dx = dprobs - (dprobs * probs).sum(axis=-1, keepdims=True)
+    dx *= probs
+    return dx
 
 
 def mask_to_bias(attention_mask, dtype):
@@ -42,12 +45,20 @@ def attention_forward(q, k, v, mask_bias, H, dropout_p=0.0, rng=None):
     # q, k, v (B, T, C), mask_bias (B, 1, 1, T) -> context (B, T, C)
     qh, kh, vh = split_heads(q, H), split_heads(k, H), split_heads(v, H)   # (B, H, T, D)
     scale = 1.0 / math.sqrt(qh.shape[-1])
-    scores = (qh @ kh.transpose(0, 1, 3, 2)) * scale + mask_bias           # (B, H, T, T)
+    scores = qh @ kh.transpose(0, 1, 3, 2)                                 # (B, H, T, T)
+    scores *= scale
+    scores += mask_bias
     probs, softmax_cache = softmax_forward(scores)
     probs_dropped, dropout_cache = dropout_forward(probs, dropout_p, rng)
     context = merge_heads(probs_dropped @ vh)                              # (B, T, C)
-    cache = {"qh": qh, "kh": kh, "vh": vh, "scale": scale, "probs": softmax_cache,
-             "dropout": dropout_cache, "padded": mask_bias != 0}
+    xp = get_array_module(scores)
+    # d scores -> d(q k^T): times the scale where the key is attended; 0 where it is padding
+    # (a padded score + the most negative number rounds to that number: a constant, whose
+    # gradient is 0 -- this matters for a row whose keys are all padding; elsewhere the
+    # probability, and so the gradient, is exactly 0 anyway)
+    key_scale = xp.where(mask_bias != 0, 0.0, scale).astype(scores.dtype)  # (B, 1, 1, T)
+    cache = {"qh": qh, "kh": kh, "vh": vh, "key_scale": key_scale, "probs": softmax_cache,
+             "dropout": dropout_cache}
     return context, cache
 
 
@@ -60,11 +71,7 @@ def attention_backward(dcontext, cache):
     dvh = probs_dropped.transpose(0, 1, 3, 2) @ dctx
     dprobs = dropout_backward(dctx @ cache["vh"].transpose(0, 1, 3, 2), cache["dropout"])
     dscores = softmax_backward(dprobs, cache["probs"])                    # (B, H, T, T)
-    # a padded key's score + the most negative number rounds to that number: the forward's
-    # score there is a constant, so it passes no gradient (this matters for a row whose keys
-    # are all padding; elsewhere its probability, and so its gradient, is exactly 0 anyway)
-    xp = get_array_module(dscores)
-    dscores = xp.where(cache["padded"], 0.0, dscores) * cache["scale"]
+    dscores *= cache["key_scale"]
     dqh = dscores @ cache["kh"]
     dkh = dscores.transpose(0, 1, 3, 2) @ cache["qh"]
     return merge_heads(dqh), merge_heads(dkh), merge_heads(dvh)

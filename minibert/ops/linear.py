@@ -1,11 +1,15 @@
-"""Linear layer y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints."""
+"""Linear layer y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints.
+
+Every product runs on x flattened to (N, I), N = all leading positions: one large BLAS call is
+markedly faster than the one-per-batch-row loop NumPy's matmul does for a (B, T, I) operand.
+"""
 
 
 def linear_forward(x, weight, bias):
     # x (..., I), weight (O, I), bias (O,) -> y (..., O)
-    y = x @ weight.T
+    y = x.reshape(-1, x.shape[-1]) @ weight.T
     y += bias
-    return y, (x, weight)
+    return y.reshape(*x.shape[:-1], -1), (x, weight)
 
 
 def linear_weight_grad(dy, x):
@@ -17,7 +21,8 @@ def linear_weight_grad(dy, x):
 def linear_backward(dy, cache, weight_grad=True, bias_grad=True, input_grad=True):
     # dy (..., O) -> dx (..., I), dW (O, I) or None, db (O,) or None
     x, weight = cache
-    dx = dy @ weight if input_grad else None
+    dy2 = dy.reshape(-1, dy.shape[-1])                                     # (N, O)
+    dx = (dy2 @ weight).reshape(*dy.shape[:-1], -1) if input_grad else None
     dweight = linear_weight_grad(dy, x) if weight_grad else None
-    dbias = dy.reshape(-1, dy.shape[-1]).sum(axis=0) if bias_grad else None
+    dbias = dy2.sum(axis=0) if bias_grad else None
     return dx, dweight, dbias
