@@ -265,9 +265,13 @@ def _save_figure(fig, out, name):
 
 EXPERIMENTS = {"tradeoff": tradeoff, "init-scale": init_scale, "ablation": ablation,
                "sequential": sequential}
-DEFAULT_TASKS = {"tradeoff": ("SST-2", "MRPC"), "init-scale": ("MRPC",), "ablation": ("MRPC",),
+# the single-task analyses use SST-2: with 1,000 examples MRPC hardly leaves its majority-class
+# F1 (0.81 after 3 epochs of adapters), which would leave nothing to compare
+DEFAULT_TASKS = {"tradeoff": ("SST-2", "MRPC"), "init-scale": ("SST-2",), "ablation": ("SST-2",),
                  "sequential": ("TREC-6", "SST-2", "MRPC")}
 
-# settings that keep each experiment within an hour on a 2-core CPU with minilm-l6
+# settings that keep each experiment within an hour on a 2-core CPU with minilm-l6; 3 epochs,
+# since 1 leaves adapters too few steps (SST-2 dev accuracy: 0.52, the majority class, for
+# sizes 1-8 after 1 epoch; 0.79 for size 64 after 3)
 DEFAULT_SETTINGS = dict(max_train_examples=1000, max_eval_examples=400, max_seq_length=64,
-                        epochs=1)
+                        epochs=3)
