@@ -113,8 +113,13 @@ def experiment(args):
                        max_train_examples=args.max_train_examples or None,
                        max_eval_examples=args.max_eval_examples or None, device=args.device,
                        adapter_size=args.adapter_size)
-    figure, data = EXPERIMENTS[args.name](args.out, base,
-                                          tuple(args.tasks or DEFAULT_TASKS[args.name]))
+    try:
+        figure, data = EXPERIMENTS[args.name](args.out, base,
+                                              tuple(args.tasks or DEFAULT_TASKS[args.name]))
+    except Interrupted as stop:
+        print(f"minibert experiment: {stop}; run the same command again to go on",
+              file=sys.stderr)
+        return 130
     print(f"{args.name}: {len(data['runs'])} configurations in {args.out}/{args.name}.json; "
           f"figure {figure}")
     return 0

@@ -26,7 +26,8 @@ from .adapters import disable_adapter_layers, set_active_adapters
 from .checkpoint import read_config, write_atomically
 from .heads import SequenceClassificationHead
 from .model import BertModel
-from .runs import evaluate, run_train, shuffled_batches
+from .resume import read_manifest
+from .runs import CHECKPOINT, evaluate, run_train, shuffled_batches
 from .tokenizer import Tokenizer
 from .train import TrainSettings, configure, train
 
@@ -62,14 +63,28 @@ def subsample_note(settings):
 
 
 def _run(record, key, settings):
-    """A training run recorded under `key`, skipped when already recorded."""
+    """A training run recorded under `key`: skipped when already recorded, resumed from its
+    checkpoint when an earlier invocation was interrupted in the middle of it."""
     if not record.done(key):
-        results = run_train(settings)
+        results = run_train(settings, resume=_interrupted(settings))
         record.add(key, {k: results[k] for k in ("task", "method", "adapter_size", "score",
                                                  "metrics", "trained_params", "total_params",
                                                  "train_seconds", "seed")}
                    | {"settings": results["settings"]})
     return record[key]
+
+
+def _interrupted(settings):
+    """Whether settings.out holds the checkpoint of an interrupted run of these very settings."""
+    checkpoint = Path(settings.out) / CHECKPOINT
+    if not checkpoint.exists():
+        return False
+    then, now = read_manifest(checkpoint)["extra"]["settings"], dataclasses.asdict(settings)
+    changed = {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
+    if changed:
+        raise ValueError(f"{checkpoint}: an interrupted run with other settings is here "
+                         f"(setting: (then, now) {changed}); remove {settings.out} to start over")
+    return True
 
 
 def tradeoff(out, base, task_names):

@@ -1,5 +1,7 @@
 """Each analysis end to end on a tiny random BERT (with the real tokenizer and real data):
 the JSON it writes, a real PNG, and a re-run that skips what is finished."""
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -7,7 +9,7 @@ import shutil
 import pytest
 
 import minibert
-from minibert import checkpoint, experiments
+from minibert import checkpoint, experiments, runs
 from minibert.runs import RunSettings
 
 from conftest import GLUE_DIR
@@ -33,7 +35,8 @@ def base(model):
 
 
 def rerun_runs_nothing(monkeypatch, name, out, settings, task_names):
-    monkeypatch.setattr(experiments, "run_train", lambda s: pytest.fail(f"re-ran {s.out}"))
+    monkeypatch.setattr(experiments, "run_train",
+                        lambda s, resume: pytest.fail(f"re-ran {s.out}"))
     monkeypatch.setattr(experiments, "evaluate", lambda *a: pytest.fail("re-evaluated"))
     experiments.EXPERIMENTS[name](out, settings, task_names)
 
@@ -79,3 +82,23 @@ def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monke
 def test_one_task_experiments_refuse_two(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="experiment ablation: expected one task"):
         experiments.ablation(tmp_path, base(tiny_model), ("TREC-6", "MRPC"))
+
+
+def test_interrupted_experiment_resumes_its_interrupted_run(tiny_model, tmp_path, monkeypatch):
+    settings = base(tiny_model)
+    _, whole = experiments.init_scale(tmp_path / "whole", settings, ("TREC-6",))
+
+    @contextlib.contextmanager
+    def sigint_at_once():        # as if Ctrl-C came during the first step
+        yield ["SIGINT"]
+    with monkeypatch.context() as m:
+        m.setattr(runs, "stop_requests", sigint_at_once)
+        with pytest.raises(runs.Interrupted):
+            experiments.init_scale(tmp_path / "cut", settings, ("TREC-6",))
+    # other settings than the interrupted run's: refused, naming the folder and the change
+    with pytest.raises(ValueError, match=r"other settings is here .*'epochs': \(1, 2\)"):
+        experiments.init_scale(tmp_path / "cut", dataclasses.replace(settings, epochs=2),
+                               ("TREC-6",))
+    _, resumed = experiments.init_scale(tmp_path / "cut", settings, ("TREC-6",))
+    assert ([r["score"] for r in resumed["runs"].values()] ==
+            [r["score"] for r in whole["runs"].values()])
