@@ -58,7 +58,8 @@ class Record:
 
 
 def subsample_note(settings):
-    return (f"{settings.max_train_examples or 'all'} train examples, {settings.epochs} epoch(s), "
+    return (f"{settings.max_train_examples or 'all'} train examples, "
+            f"{settings.max_eval_examples or 'all'} eval examples, {settings.epochs} epoch(s), "
             f"max {settings.max_seq_length} tokens, seed {settings.seed}")
 
 
