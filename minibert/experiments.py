@@ -42,25 +42,36 @@ class Record:
         self.path = Path(out) / f"{name}.json"
         self.data = {"experiment": name, "settings": settings, "runs": {}}
         if self.path.exists():
-            self.data["runs"] = json.loads(self.path.read_text("utf-8"))["runs"]
+            earlier = json.loads(self.path.read_text("utf-8"))
+            then, now = earlier["settings"]["base"], json.loads(json.dumps(settings["base"]))
+            changed = {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
+            if changed:
+                raise ValueError(f"{self.path}: made with other settings (setting: (then, now) "
+                                 f"{changed}), so its finished configurations do not count for "
+                                 "these; choose another --out, or remove the file to start over")
+            self.data["runs"] = earlier["runs"]
+            self._write()
+
+    def _write(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.path, lambda tmp: Path(tmp).write_text(
+            json.dumps(self.data, indent=2) + "\n", "utf-8"))
 
     def done(self, key):
         return key in self.data["runs"]
 
     def add(self, key, entry):
         self.data["runs"][key] = entry
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path, lambda tmp: Path(tmp).write_text(
-            json.dumps(self.data, indent=2) + "\n", "utf-8"))
+        self._write()
 
     def __getitem__(self, key):
         return self.data["runs"][key]
 
 
 def subsample_note(settings):
-    return (f"{settings.max_train_examples or 'all'} train examples, "
-            f"{settings.max_eval_examples or 'all'} eval examples, {settings.epochs} epoch(s), "
-            f"max {settings.max_seq_length} tokens, seed {settings.seed}")
+    return (f"{settings.max_train_examples or 'all'} train / {settings.max_eval_examples or 'all'} "
+            f"eval examples, {settings.epochs} epoch(s), max {settings.max_seq_length} tokens, "
+            f"seed {settings.seed}")
 
 
 def _run(record, key, settings):
@@ -194,7 +205,7 @@ def ablation(out, base, task_names):
     fig.colorbar(image, label=f"{spec.eval_split} {spec.score}")
     ax.set_title(f"{task}: adapters of layers i..j removed after training; none removed "
                  f"{trained['score']:.3f},\nall removed {grid[0, L - 1]:.3f}, majority class "
-                 f"{record['majority']['score']:.3f} ({subsample_note(base)})", fontsize=8)
+                 f"{record['majority']['score']:.3f}\n({subsample_note(base)})", fontsize=8)
     return _save_figure(fig, out, "ablation"), record.data
 
 

@@ -51,7 +51,7 @@ def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkey
     assert figure.read_bytes()[:8] == PNG
     on_disk = json.loads((tmp_path / f"{name}.json").read_text())
     assert on_disk == json.loads(json.dumps(data))
-    assert on_disk["experiment"] == name and "16 train examples" in on_disk["settings"]["subsampled"]
+    assert on_disk["experiment"] == name and "16 train / 16 eval examples" in on_disk["settings"]["subsampled"]
     runs = on_disk["runs"]
     if name == "tradeoff":        # 9 adapter sizes, top-1 and top-2, LayerNorm, head, full
         assert len(runs) == 9 + 2 + 3
@@ -65,6 +65,10 @@ def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkey
         assert len([k for k in runs if k.startswith("remove-")]) == 3        # [0,0] [0,1] [1,1]
         assert {"trained", "majority"} <= set(runs)
     rerun_runs_nothing(monkeypatch, name, tmp_path, settings, task_names)
+    # finished configurations count only for the settings they were made with
+    with pytest.raises(ValueError, match=r"made with other settings .*'epochs': \(1, 2\)"):
+        experiments.EXPERIMENTS[name](tmp_path, dataclasses.replace(settings, epochs=2),
+                                      task_names)
 
 
 @pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason="needs the GLUE files")
