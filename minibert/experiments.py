@@ -130,7 +130,7 @@ def tradeoff(out, base, task_names):
         ax.set_ylabel(f"{tasks.get_task(task).eval_split} {tasks.get_task(task).score}")
         ax.set_title(task)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Trained parameters vs score, {base.model} ({subsample_note(base)})", fontsize=10)
+    fig.suptitle(f"Trained parameters vs score, {base.model}\n({subsample_note(base)})", fontsize=10)
     return _save_figure(fig, out, "tradeoff"), record.data
 
 
@@ -249,7 +249,7 @@ def sequential(out, base, task_names):
                       "full": "full fine-tuning: one model, task after task"}[method])
         ax.set_ylabel("score (task's metric)")
         ax.legend()
-    fig.suptitle(f"Sequential tasks, {base.model} ({subsample_note(base)})", fontsize=10)
+    fig.suptitle(f"Sequential tasks, {base.model}\n({subsample_note(base)})", fontsize=10)
     return _save_figure(fig, out, "sequential"), record.data
 
 
