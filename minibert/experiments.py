@@ -43,8 +43,7 @@ class Record:
         self.data = {"experiment": name, "settings": settings, "runs": {}}
         if self.path.exists():
             earlier = json.loads(self.path.read_text("utf-8"))
-            then, now = earlier["settings"]["base"], json.loads(json.dumps(settings["base"]))
-            changed = {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
+            changed = changed_settings(earlier["settings"]["base"], settings["base"])
             if changed:
                 raise ValueError(f"{self.path}: made with other settings (setting: (then, now) "
                                  f"{changed}), so its finished configurations do not count for "
@@ -66,6 +65,12 @@ class Record:
 
     def __getitem__(self, key):
         return self.data["runs"][key]
+
+
+def changed_settings(then, now):
+    """{setting: (then, now)} of the settings that differ; `then` was read back from JSON."""
+    now = json.loads(json.dumps(now))          # as JSON would give it back: tuples as lists
+    return {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
 
 
 def subsample_note(settings):
@@ -91,8 +96,8 @@ def _interrupted(settings):
     checkpoint = Path(settings.out) / CHECKPOINT
     if not checkpoint.exists():
         return False
-    then, now = read_manifest(checkpoint)["extra"]["settings"], dataclasses.asdict(settings)
-    changed = {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
+    changed = changed_settings(read_manifest(checkpoint)["extra"]["settings"],
+                               dataclasses.asdict(settings))
     if changed:
         raise ValueError(f"{checkpoint}: an interrupted run with other settings is here "
                          f"(setting: (then, now) {changed}); remove {settings.out} to start over")
