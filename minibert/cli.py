@@ -107,10 +107,12 @@ def bench(args):
 
 def experiment(args):
     """One of the paper's analyses: JSON of every score and a PNG figure; re-runs skip done work."""
-    from .experiments import DEFAULT_TASKS, EXPERIMENTS
+    from .experiments import DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
+    train_examples = (DEFAULT_TRAIN_EXAMPLES[args.name] if args.max_train_examples is None
+                      else args.max_train_examples)
     base = RunSettings(model=args.model, data_dir=args.data_dir, batch_size=args.batch_size,
                        max_seq_length=args.max_seq_length, epochs=args.epochs, seed=args.seed,
-                       max_train_examples=args.max_train_examples or None,
+                       max_train_examples=train_examples or None,
                        max_eval_examples=args.max_eval_examples or None, device=args.device,
                        adapter_size=args.adapter_size)
     try:
@@ -187,7 +189,7 @@ def main(argv=None):
     speed.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     speed.add_argument("--json", action="store_true")
 
-    from .experiments import DEFAULT_SETTINGS, DEFAULT_TASKS, EXPERIMENTS
+    from .experiments import DEFAULT_SETTINGS, DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
     analysis = commands.add_parser("experiment", help=experiment.__doc__)
     analysis.add_argument("name", choices=list(EXPERIMENTS))
     analysis.add_argument("--out", default="runs/experiments")
@@ -195,8 +197,9 @@ def main(argv=None):
                           help="default: " + "; ".join(f"{name} {' '.join(t)}"
                                                        for name, t in DEFAULT_TASKS.items()))
     analysis.add_argument("--epochs", type=int, default=DEFAULT_SETTINGS["epochs"])
-    analysis.add_argument("--max-train-examples", type=int,
-                          default=DEFAULT_SETTINGS["max_train_examples"], help="0: all")
+    analysis.add_argument("--max-train-examples", type=int, default=None,
+                          help="0: all; default: " + "; ".join(
+                              f"{name} {n}" for name, n in DEFAULT_TRAIN_EXAMPLES.items()))
     analysis.add_argument("--adapter-size", type=int, default=defaults.adapter_size)
     analysis.add_argument("--seed", type=int, default=defaults.seed)
     shared_run_arguments(analysis, defaults)
