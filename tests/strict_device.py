@@ -166,5 +166,6 @@ def _scatter_add(target, indices, values):
     numpy.add.at(target.a, _unwrap(indices), _unwrap(values))
 
 
-STRICT = Device("strict", strict, StrictArray, lambda x: StrictArray(numpy_erf(x.a)),
+STRICT = Device("strict", strict, StrictArray,
+                lambda x, out=None: StrictArray(numpy_erf(x.a, None if out is None else out.a)),
                 _scatter_add, lambda x: x.a.copy())

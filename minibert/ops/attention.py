@@ -1,23 +1,34 @@
 """Softmax and multi-head scaled dot-product self-attention, all heads in one batched matmul."""
 import math
 
-from ..backend import get_array_module
+from ..backend import by_rows, get_array_module
 from .dropout import dropout_backward, dropout_forward
+from .matmul import matmul
 
 
 def softmax_forward(x):
     # x (..., N) -> probs (..., N) over the last axis
     xp = get_array_module(x)
-    probs = x - x.max(axis=-1, keepdims=True)
-    xp.exp(probs, out=probs)                       # in place: these are the largest arrays
-    probs /= probs.sum(axis=-1, keepdims=True)
+    probs = xp.empty_like(x)
+
+    def rows(x, probs):                            # in place: these are the largest arrays
+        xp.subtract(x, x.max(axis=-1, keepdims=True), out=probs)
+        xp.exp(probs, out=probs)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    by_rows(rows, x, probs)
     return probs, probs
 
 
 def softmax_backward(dprobs, probs):
     # d/dx_j of p_i = p_i (delta_ij - p_j)  ->  dx = p * (dp - sum(dp * p))
-    dx = dprobs - (dprobs * probs).sum(axis=-1, keepdims=True)
-    dx *= probs
+    xp = get_array_module(dprobs)
+    dx = xp.empty_like(dprobs)
+
+    def rows(dprobs, probs, dx):
+        xp.multiply(dprobs, probs, out=dx)
+        xp.subtract(dprobs, dx.sum(axis=-1, keepdims=True), out=dx)
+        dx *= probs
+    by_rows(rows, dprobs, probs, dx)
     return dx
 
 
@@ -45,12 +56,11 @@ def attention_forward(q, k, v, mask_bias, H, dropout_p=0.0, rng=None):
     # q, k, v (B, T, C), mask_bias (B, 1, 1, T) -> context (B, T, C)
     qh, kh, vh = split_heads(q, H), split_heads(k, H), split_heads(v, H)   # (B, H, T, D)
     scale = 1.0 / math.sqrt(qh.shape[-1])
-    scores = qh @ kh.transpose(0, 1, 3, 2)                                 # (B, H, T, T)
-    scores *= scale
+    scores = matmul(qh * scale, kh.transpose(0, 1, 3, 2))          # (B, H, T, T)
     scores += mask_bias
     probs, softmax_cache = softmax_forward(scores)
     probs_dropped, dropout_cache = dropout_forward(probs, dropout_p, rng)
-    context = merge_heads(probs_dropped @ vh)                              # (B, T, C)
+    context = merge_heads(matmul(probs_dropped, vh))               # (B, T, C)
     xp = get_array_module(scores)
     # d scores -> d(q k^T): times the scale where the key is attended; 0 where it is padding
     # (a padded score + the most negative number rounds to that number: a constant, whose
@@ -68,10 +78,11 @@ def attention_backward(dcontext, cache):
     dctx = split_heads(dcontext, H)                                         # (B, H, T, D)
     # the dropped probs, recomputed from probs and the mask rather than kept: (B, H, T, T) less
     probs_dropped = dropout_backward(cache["probs"], cache["dropout"])
-    dvh = probs_dropped.transpose(0, 1, 3, 2) @ dctx
-    dprobs = dropout_backward(dctx @ cache["vh"].transpose(0, 1, 3, 2), cache["dropout"])
+    dvh = matmul(probs_dropped.transpose(0, 1, 3, 2), dctx)
+    dprobs = dropout_backward(matmul(dctx, cache["vh"].transpose(0, 1, 3, 2)),
+                              cache["dropout"])
     dscores = softmax_backward(dprobs, cache["probs"])                    # (B, H, T, T)
     dscores *= cache["key_scale"]
-    dqh = dscores @ cache["kh"]
-    dkh = dscores.transpose(0, 1, 3, 2) @ cache["qh"]
+    dqh = matmul(dscores, cache["kh"])
+    dkh = matmul(dscores.transpose(0, 1, 3, 2), cache["qh"])
     return merge_heads(dqh), merge_heads(dkh), merge_heads(dvh)

@@ -1,4 +1,5 @@
 """Inverted dropout: keep each element with probability 1 - p and scale it by 1 / (1 - p)."""
+from ..backend import by_rows, get_array_module
 
 
 def dropout_forward(x, p, rng):
@@ -14,6 +15,11 @@ def dropout_backward(dy, cache):
 
 
 def _apply(x, keep, scale):
-    y = x * keep
-    y *= scale                                          # in place: stays in x's dtype
+    xp = get_array_module(x)
+    y = xp.empty_like(x)
+
+    def rows(x, keep, y):
+        xp.multiply(x, keep, out=y)
+        y *= scale                                      # in place: stays in x's dtype
+    by_rows(rows, x, keep, y)
     return y
