@@ -118,6 +118,9 @@ def tradeoff(out, base, task_names):
             _run(record, key, dataclasses.replace(
                 base, task=task, method=method, adapter_size=size or base.adapter_size, top_k=k,
                 out=str(Path(out) / "tradeoff" / key.replace("/", "-"))))
+        if not record.done(f"{task}/majority"):
+            record.add(f"{task}/majority", {"task": task, "method": "majority",
+                                            "score": majority_score(task, base)})
 
     fig, axes = plt.subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
     for ax, task in zip(axes[0], task_names):
@@ -130,6 +133,8 @@ def tradeoff(out, base, task_names):
         for name, marker in (("layernorm", "^"), ("head", "v"), ("full", "*")):
             ax.plot(runs[name]["trained_params"], runs[name]["score"], marker, markersize=11,
                     label=name)
+        ax.axhline(runs["majority"]["score"], color="gray", linestyle=":",
+                   label="majority class")
         ax.set_xscale("log")
         ax.set_xlabel("trained parameters")
         ax.set_ylabel(f"{tasks.get_task(task).eval_split} {tasks.get_task(task).score}")
@@ -160,10 +165,14 @@ def init_scale(out, base, task_names):
     return _save_figure(fig, out, "init-scale"), record.data
 
 
-def majority_score(task, eval_examples, train_labels):
-    """The score of always predicting the most frequent training label (mean for regression)."""
+def majority_score(task, base):
+    """The eval score of always predicting the most frequent training label (mean for
+    regression), on the examples `base` selects."""
     spec = tasks.get_task(task)
-    labels = np.array([e.label for e in eval_examples])
+    labels = np.array([e.label for e in tasks.load_examples(spec.name, spec.eval_split,
+                                                             base.data_dir, base.max_eval_examples)])
+    train_labels = [e.label for e in tasks.load_examples(spec.name, "train", base.data_dir,
+                                                         base.max_train_examples)]
     constant = (np.mean(train_labels) if spec.labels is None
                 else np.bincount(np.asarray(train_labels, dtype=int)).argmax())
     return tasks.compute_metrics(spec.name, np.full(len(labels), constant), labels)["score"]
@@ -193,9 +202,7 @@ def ablation(out, base, task_names):
                                    base.batch_size, base.max_seq_length)
                 record.add(f"remove-{i}-{j}", {"layers": [i, j], "score": metrics["score"]})
     if not record.done("majority"):
-        train_labels = [e.label for e in tasks.load_examples(spec.name, "train", base.data_dir,
-                                                             base.max_train_examples)]
-        record.add("majority", {"score": majority_score(spec.name, eval_examples, train_labels)})
+        record.add("majority", {"score": majority_score(spec.name, base)})
     grid = np.full((L, L), np.nan)
     for i in range(L):
         for j in range(i, L):
