@@ -2,7 +2,8 @@
 side with PyTorch eager (when installed) and with this machine's float32 matmul peak.
 
 Each workload runs in a fresh process of its own, so its peak resident memory is its own.
-Times are medians over repeats after a warm-up step; ratios compare runs of the same invocation.
+Times are medians over repeats after two warm-up steps (a training step's first two still grow the
+process's memory); ratios compare runs of the same invocation.
 """
 import json
 import os
@@ -14,6 +15,7 @@ import time
 import numpy as np
 
 WORKLOADS = ("inference", "adapter_inference", "full_step", "adapter_step")
+WARMUP_STEPS = 2
 MODELS = {   # name -> (how to build it, config fields for a random model)
     "minilm-l6": "pretrained",
     "bert-base-random": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -158,7 +160,8 @@ def worker(spec):
         build = torch_workload
     baseline = _peak_mib()
     step = build(spec["model"], spec["workload"], spec["batch_size"], spec["seq_length"])
-    step()
+    for _ in range(WARMUP_STEPS):
+        step()
     times = [_timed(step) for _ in range(spec["repeats"])]
     return {"seconds": float(np.median(times)), "peak_memory_mib": _peak_mib(),
             "workload_memory_mib": _peak_mib() - baseline}
