@@ -56,6 +56,11 @@ except RuntimeError as error:
 print(inspect.getsource(layernorm_forward))
 
 # %% [markdown]
+# `by_rows(rows, ...)` is the one place the two devices differ: on NumPy it hands each CPU core a
+# block of rows (NumPy alone would use one core for this), on CuPy it calls `rows` once on the
+# whole arrays, since the GPU spreads every operation over its cores by itself.
+
+# %% [markdown]
 # A model lives on a device; its parameters are arrays of that device's module, and so is
 # everything computed from them. Inputs may be NumPy arrays: the model moves them.
 

@@ -8,8 +8,7 @@ from .matmul import matmul
 
 def linear_forward(x, weight, bias):
     # x (..., I), weight (O, I), bias (O,) -> y (..., O)
-    y = matmul(x.reshape(-1, x.shape[-1]), weight.T)
-    y += bias
+    y = matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)
     return y.reshape(*x.shape[:-1], -1), (x, weight)
 
 

@@ -11,13 +11,19 @@ needs. A large product runs as fast either way.
 from ..backend import by_rows, get_array_module
 
 
-def matmul(a, b):
+def matmul(a, b, bias=None):
     # a (N, ..., X) @ b (X, Y) -> (N, ..., Y), b shared by every block of a's rows; or
-    # a (N, ..., X) @ b (N, ..., X, Y), a stack of matrices cut into blocks along with a
+    # a (N, ..., X) @ b (N, ..., X, Y), a stack of matrices cut into blocks along with a.
+    # bias (Y,), if given, is added to every row, in the block while it is in the cache.
     xp = get_array_module(a)
     out = xp.empty(a.shape[:-1] + b.shape[-1:], dtype=xp.result_type(a, b))
+
+    def block(a, b, out):
+        xp.matmul(a, b, out=out)
+        if bias is not None:
+            out += bias
     if b.ndim == 2:
-        by_rows(lambda a, out: xp.matmul(a, b, out=out), a, out)
+        by_rows(lambda a, out: block(a, b, out), a, out)
     else:
-        by_rows(lambda a, b, out: xp.matmul(a, b, out=out), a, b, out)
+        by_rows(block, a, b, out)
     return out
