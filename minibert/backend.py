@@ -55,7 +55,7 @@ _blas = ThreadpoolController() if THREADS > 1 else None
 def _numpy_by_rows(fn, *arrays):
     rows = arrays[0].shape[0]
     if _pool is None or rows < THREADS or arrays[0].size < _MIN_PARALLEL_SIZE:
-        fn(*arrays)            # (BLAS keeps a product this small on one thread by itself)
+        fn(*arrays)            # whole, on BLAS's own threads
         return
     bounds = [rows * i // THREADS for i in range(THREADS + 1)]
     blocks = [[a[start:stop] for a in arrays] for start, stop in zip(bounds, bounds[1:])]

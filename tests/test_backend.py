@@ -113,7 +113,6 @@ def test_float64_erf_is_scipys():
     assert np.array_equal(backend.numpy_erf(x), scipy.special.erf(x))
 
 
-
 def test_row_blocks_on_threads_give_the_same_step(config, batch, monkeypatch):
     """On NumPy, by_rows hands each core a block of rows. A training step (dropout on) must give
     the same numbers whether every op is cut into blocks on two threads or runs whole: the same

@@ -11,7 +11,7 @@ def softmax_forward(x):
     xp = get_array_module(x)
     probs = xp.empty_like(x)
 
-    def rows(x, probs):                            # in place: these are the largest arrays
+    def rows(x, probs):                            # in place in probs: the largest arrays
         xp.subtract(x, x.max(axis=-1, keepdims=True), out=probs)
         xp.exp(probs, out=probs)
         probs /= probs.sum(axis=-1, keepdims=True)
@@ -56,11 +56,11 @@ def attention_forward(q, k, v, mask_bias, H, dropout_p=0.0, rng=None):
     # q, k, v (B, T, C), mask_bias (B, 1, 1, T) -> context (B, T, C)
     qh, kh, vh = split_heads(q, H), split_heads(k, H), split_heads(v, H)   # (B, H, T, D)
     scale = 1.0 / math.sqrt(qh.shape[-1])
-    scores = matmul(qh * scale, kh.transpose(0, 1, 3, 2))          # (B, H, T, T)
+    scores = matmul(qh * scale, kh.transpose(0, 1, 3, 2))                  # (B, H, T, T)
     scores += mask_bias
     probs, softmax_cache = softmax_forward(scores)
     probs_dropped, dropout_cache = dropout_forward(probs, dropout_p, rng)
-    context = merge_heads(matmul(probs_dropped, vh))               # (B, T, C)
+    context = merge_heads(matmul(probs_dropped, vh))                       # (B, T, C)
     xp = get_array_module(scores)
     # d scores -> d(q k^T): times the scale where the key is attended; 0 where it is padding
     # (a padded score + the most negative number rounds to that number: a constant, whose
