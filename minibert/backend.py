@@ -2,28 +2,26 @@
 
 Op and model files never import NumPy. They ask an array which module made it
 (`get_array_module(x)`, Chainer's idea) and call that module, `xp`. The few things the
-array modules spell differently -- erf, scatter-add, the copy back to the host, how to spread
-elementwise work over the cores -- live here, in one `Device` per array library.
+array modules spell differently -- erf, scatter-add, the copy back to the host -- live here, in
+one `Device` per array library. (How NumPy work is shared out over the CPU cores is
+`minibert.parallel`'s business.)
 """
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 import scipy.special
-from threadpoolctl import ThreadpoolController
 
 
 class Device:
     """What minibert needs from an array library beyond the NumPy-style API of `xp`."""
 
-    def __init__(self, name, xp, array_type, erf, scatter_add, to_host, by_rows=None):
+    def __init__(self, name, xp, array_type, erf, scatter_add, to_host):
         self.name = name
         self.xp = xp                      # the module: numpy, cupy, ...
         self.array_type = array_type      # its array class, to recognise its arrays
-        self.erf = erf                    # elementwise error function: erf(x, out=None)
+        self.erf = erf                    # elementwise error function
         self.scatter_add = scatter_add    # target[indices] += values, repeated indices summed
         self.to_host = to_host            # device array -> numpy.ndarray
-        self.by_rows = by_rows or _at_once  # runs row-wise, in-place work: see by_rows below
 
     def asarray(self, array, dtype=None):
         """Move a host (or same-device) array onto this device."""
@@ -37,53 +35,21 @@ def _numpy_scatter_add(target, indices, values):
     numpy.add.at(target, indices, values)
 
 
-def _at_once(fn, *arrays):
-    fn(*arrays)
-
-
-# NumPy runs each elementwise operation on one core, however many there are. Row-wise work is
-# therefore cut into one block of rows per core, and a pool of threads computes the blocks at
-# once (NumPy releases Python's lock inside its loops). BLAS runs on one thread inside by_rows,
-# each block on its own core (see ops/matmul.py for why). The core count is BLAS's own, so
-# OMP_NUM_THREADS=1 means one core throughout.
-THREADS = int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
-_MIN_PARALLEL_SIZE = 1 << 16    # smaller arrays: the threads' start-up costs more than it saves
-_pool = ThreadPoolExecutor(THREADS) if THREADS > 1 else None
-_blas = ThreadpoolController() if THREADS > 1 else None
-
-
-def _numpy_by_rows(fn, *arrays):
-    rows = arrays[0].shape[0]
-    if _pool is None or rows < THREADS or arrays[0].size < _MIN_PARALLEL_SIZE:
-        fn(*arrays)            # whole, on BLAS's own threads
-        return
-    bounds = [rows * i // THREADS for i in range(THREADS + 1)]
-    blocks = [[a[start:stop] for a in arrays] for start, stop in zip(bounds, bounds[1:])]
-    with _blas.limit(limits=1, user_api="blas"):
-        for done in [_pool.submit(fn, *block) for block in blocks]:
-            done.result()      # waits, and raises what the block raised
-
-
 # erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0: Numerical Recipes' Chebyshev fit
 # (erfcc), relative error below 1.2e-7 -- float32's own precision. P's coefficients, t^0 first:
 _ERFC_FIT = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
              -1.13520398, 1.48851587, -0.82215223, 0.17087277)
-_ERF_BLOCK = 1 << 18      # elements per block: its dozen passes stay in the CPU cache, and on
-                          # several threads (backend.by_rows) the calls are few enough not to
-                          # queue for Python's lock
+_ERF_BLOCK = 1 << 16      # elements per block: its dozen passes stay in the CPU cache
 
 
-def numpy_erf(x, out=None):
+def numpy_erf(x):
     """erf on NumPy arrays. float64 (gradient checks): SciPy's, exact to rounding. float32:
     the fit above, within 5e-7 of the exact value and about 3x faster than SciPy, whose float32
-    erf computes in double precision and is a fifth of a BERT forward pass otherwise."""
+    erf computes in double precision."""
     if x.dtype != numpy.float32:
-        return scipy.special.erf(x, out=out)
-    if out is None:
-        out = numpy.empty(x.shape, dtype=numpy.float32)
-    if out.shape != x.shape or not out.flags.c_contiguous:
-        raise ValueError(f"erf out: expected a C-contiguous array of shape {x.shape}")
-    flat, flat_out = x.reshape(-1), out.reshape(-1)
+        return scipy.special.erf(x)
+    out = numpy.empty(x.shape, dtype=numpy.float32)
+    flat, flat_out = numpy.ascontiguousarray(x).reshape(-1), out.reshape(-1)
     for start in range(0, x.size, _ERF_BLOCK):
         block, result = flat[start:start + _ERF_BLOCK], flat_out[start:start + _ERF_BLOCK]
         z = numpy.abs(block)
@@ -105,7 +71,7 @@ def numpy_erf(x, out=None):
 
 
 _DEVICES = {"numpy": Device("numpy", numpy, numpy.ndarray, numpy_erf,
-                            _numpy_scatter_add, numpy.asarray, _numpy_by_rows)}
+                            _numpy_scatter_add, numpy.asarray)}
 _default_name = os.environ.get("MINIBERT_DEVICE", "numpy")
 
 
@@ -114,11 +80,21 @@ def _load_cupy():
         import cupy
         import cupyx
         import cupyx.scipy.special
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as e:   # not installed, or installed without a usable GPU
-        raise RuntimeError(f"device 'cupy' is not available ({type(e).__name__}: {e}); "
-                           "install the gpu extra (pip install 'minibert[gpu]') on a machine "
-                           "with a CUDA GPU, or use device 'numpy'") from None
+    except ImportError as e:
+        raise RuntimeError(f"device 'cupy': CuPy is not installed ({e}); install the extra for "
+                           "your CUDA version (nvidia-smi shows it): pip install 'minibert[gpu]' "
+                           "for CUDA 12, 'minibert[gpu-cuda13]' for CUDA 13; or use device "
+                           "'numpy'") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:   # no driver, or a driver older than the CuPy wheel's CUDA
+        raise RuntimeError(f"device 'cupy': CuPy is installed but finds no usable CUDA GPU "
+                           f"({type(e).__name__}: {e}); check nvidia-smi, and that the CuPy "
+                           "wheel's CUDA version (cupy-cuda12x or cupy-cuda13x) matches the "
+                           "driver; or use device 'numpy'") from None
+    if count == 0:
+        raise RuntimeError("device 'cupy': CuPy is installed but this machine has no CUDA GPU; "
+                           "use device 'numpy'")
     return Device("cupy", cupy, cupy.ndarray, cupyx.scipy.special.erf, cupyx.scatter_add,
                   cupy.asnumpy)
 
@@ -160,19 +136,12 @@ def get_array_module(array):
     return device_of(array).xp
 
 
-def erf(x, out=None):
-    return device_of(x).erf(x, out=out)
+def erf(x):
+    return device_of(x).erf(x)
 
 
 def scatter_add(target, indices, values):
     device_of(target).scatter_add(target, indices, values)
-
-
-def by_rows(fn, *arrays):
-    """fn(*arrays), where fn computes row by row and in place (into arrays it was given): the
-    arrays share their first axis, and on NumPy each core takes a block of its rows. fn must not
-    call by_rows itself."""
-    device_of(arrays[0]).by_rows(fn, *arrays)
 
 
 def host_generator(seed):

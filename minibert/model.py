@@ -10,7 +10,7 @@ from .config import BertConfig
 from .module import Module
 from .ops.activations import gelu_backward, gelu_forward, tanh_backward, tanh_forward
 from .ops.attention import attention_backward, attention_forward, mask_to_bias
-from .ops.dropout import dropout_backward, dropout_forward
+from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from .ops.embedding import embedding_backward, embedding_forward
 
 
@@ -136,8 +136,11 @@ class BertModel(Module):
         q, q_cache = self._linear(x, p + "attention.self.query")
         k, k_cache = self._linear(x, p + "attention.self.key")
         v, v_cache = self._linear(x, p + "attention.self.value")
-        context, attn_cache = attention_forward(q, k, v, mask_bias, cfg.num_attention_heads,
-                                                cfg.attention_probs_dropout_prob, rng)
+        B, T, _ = x.shape
+        keep = dropout_mask((B, cfg.num_attention_heads, T, T), cfg.attention_probs_dropout_prob,
+                            rng, x.dtype)
+        context, attn_cache = attention_forward(q, k, v, mask_bias, cfg.num_attention_heads, keep,
+                                                cfg.attention_probs_dropout_prob)
         a, a_cache = self._linear(context, p + "attention.output.dense")
         a, a_drop = dropout_forward(a, cfg.hidden_dropout_prob, rng)
         a, a_adapter = self._adapter_forward(p + "attention.output.adapter", a)

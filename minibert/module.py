@@ -91,12 +91,14 @@ class Module:
 
     # --- ops on named parameters: a frozen weight or bias gets no gradient computed ---
     def _linear(self, x, name):
-        y, (x, weight) = linear_forward(x, self.params[name + ".weight"], self.params[name + ".bias"])
+        y, cache = linear_forward(x, self.params[name + ".weight"], self.params[name + ".bias"])
         # the input serves only dW: for a frozen weight it is not kept (memory adapters save)
-        return y, (x if self.trainable(name + ".weight") else None, weight)
+        if not self.trainable(name + ".weight"):
+            cache = {**cache, "x": None}
+        return y, cache
 
     def _linear_backward(self, dy, cache, name, input_grad=True):
-        if cache[0] is None and self.trainable(name + ".weight"):
+        if cache["x"] is None and self.trainable(name + ".weight"):
             raise RuntimeError(f"{name}.weight was unfrozen after the forward pass, which kept no "
                                "input for its gradient; run the forward pass again")
         dx, dweight, dbias = linear_backward(

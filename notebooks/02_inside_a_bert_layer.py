@@ -111,9 +111,9 @@ assert np.allclose((dx * xhat).sum(axis=-1), 0, atol=1e-10)
 
 # %%
 s = rng.standard_normal((3, 7)) * 2
-p, probs = softmax_forward(s)
+p, softmax_cache = softmax_forward(s)
 R = random_projection(p.shape, seed=2, xp=np)
-ds = softmax_backward(R, probs)
+ds = softmax_backward(R, softmax_cache)
 print("softmax:")
 report(check_gradients(lambda: float((softmax_forward(s)[0] * R).sum()), {"scores": s}, {"scores": ds}))
 assert np.allclose(ds.sum(axis=-1), 0, atol=1e-12)

@@ -56,9 +56,10 @@ except RuntimeError as error:
 print(inspect.getsource(layernorm_forward))
 
 # %% [markdown]
-# `by_rows(rows, ...)` is the one place the two devices differ: on NumPy it hands each CPU core a
-# block of rows (NumPy alone would use one core for this), on CuPy it calls `rows` once on the
-# whole arrays, since the GPU spreads every operation over its cores by itself.
+# On NumPy, `minibert.parallel` also cuts each row-wise op's arrays into chunks of rows and hands
+# them to a thread per CPU core (NumPy alone would use one core). It wraps the ops from outside:
+# on CuPy an op runs once on the whole arrays, as written above, since the GPU spreads every
+# operation over its cores by itself.
 
 # %% [markdown]
 # A model lives on a device; its parameters are arrays of that device's module, and so is

@@ -5,6 +5,7 @@ import pytest
 
 import minibert
 from minibert import backend
+from minibert.optim import AdamW, clip_global_norm
 from strict_device import STRICT
 
 backend.register(STRICT)
@@ -47,6 +48,23 @@ def head_loss_with_gradients(model, head, batch, labels):
     loss()
     model.backward(None, head.backward())
     return loss
+
+
+def training_step(config, batch, device, train=True):
+    """forward, backward and one clipped AdamW step (dropout on when train) -> host copies of
+    (sequence output, loss, every gradient, every updated parameter)."""
+    model = minibert.BertModel(config, device=device, seed=3).train(train)
+    head = minibert.SequenceClassificationHead(config.hidden_size, 3, device=device, seed=4)
+    head.train(train)
+    seq, pooled = model.forward(**batch)
+    _, loss = head.forward(pooled, np.array([2, 0]))
+    model.backward(None, head.backward())
+    grads = {**model.grads, **head.grads}
+    host_grads = {n: backend.to_host(g).copy() for n, g in grads.items()}
+    clip_global_norm(list(grads.values()), max_norm=0.5)
+    AdamW([model, head], lr=1e-2).step()
+    params = {n: backend.to_host(p) for n, p in {**model.params, **head.params}.items()}
+    return backend.to_host(seq), float(loss), host_grads, params
 
 
 def gpu_available():

@@ -167,5 +167,5 @@ def _scatter_add(target, indices, values):
 
 
 STRICT = Device("strict", strict, StrictArray,
-                lambda x, out=None: StrictArray(numpy_erf(x.a, None if out is None else out.a)),
+                lambda x: StrictArray(numpy_erf(x.a)),
                 _scatter_add, lambda x: x.a.copy())

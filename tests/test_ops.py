@@ -10,7 +10,7 @@ from minibert.gradcheck import assert_gradients, random_projection
 from minibert.ops.activations import gelu_backward, gelu_forward, tanh_backward, tanh_forward
 from minibert.ops.attention import (attention_backward, attention_forward, mask_to_bias,
                                     softmax_backward, softmax_forward)
-from minibert.ops.dropout import dropout_backward, dropout_forward
+from minibert.ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from minibert.ops.embedding import embedding_backward, embedding_forward
 from minibert.ops.layernorm import layernorm_backward, layernorm_forward
 from minibert.ops.linear import linear_backward, linear_forward
@@ -91,8 +91,9 @@ def test_tanh_gradients():
 
 def test_dropout_train_and_eval():
     x = rand(200, 50, seed=6)
-    y, (kept, scale) = dropout_forward(x, 0.1, np.random.default_rng(0))
-    assert kept.dtype == bool and scale == 1 / 0.9
+    y, cache = dropout_forward(x, 0.1, np.random.default_rng(0))
+    kept = cache["keep"]
+    assert kept.dtype == bool and cache["scale"] == 1 / 0.9
     assert abs(kept.mean() - 0.9) < 0.01
     np.testing.assert_allclose(y[kept], x[kept] / 0.9, rtol=1e-12)
     assert not y[~kept].any()
@@ -135,8 +136,10 @@ def test_attention_gradients(dropout_p, second_row):
     q, k, v = rand(B, T, C, seed=12), rand(B, T, C, seed=13), rand(B, T, C, seed=14)
     bias = mask_to_bias(np.array([[1, 1, 1, 1], second_row]), "float64")
 
+    keep = dropout_mask((B, H, T, T), dropout_p, np.random.default_rng(3), np.float64)
+
     def forward():
-        return attention_forward(q, k, v, bias, H, dropout_p, np.random.default_rng(3))
+        return attention_forward(q, k, v, bias, H, keep, dropout_p)
     loss, R = projected(lambda: forward()[0])
     dq, dk, dv = attention_backward(R, forward()[1])
     assert_gradients(loss, {"q": q, "k": k, "v": v}, {"q": dq, "k": dk, "v": dv}, tol=TOL)

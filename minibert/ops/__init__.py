@@ -1,2 +1,11 @@
-"""Forward/backward pairs. Each `x_forward(...)` returns `(out, cache)`; each
-`x_backward(dout, cache, ...)` returns the gradients of the inputs it was asked for."""
+"""Forward/backward pairs. Each `x_forward(...)` returns `(out, cache)`, the cache a dict naming
+what the backward needs (None when it needs nothing); each `x_backward(dout, cache, ...)`
+returns the gradients of the inputs it was asked for.
+
+The functions are the formulas alone. On NumPy, `minibert.parallel` shares the row-wise ones out
+over the CPU cores; it wraps them here, once, so every caller gets the shared-out version.
+"""
+from .. import parallel
+from . import activations, attention, dropout, layernorm, linear
+
+parallel.share_out(activations, attention, dropout, layernorm, linear)

@@ -1,25 +1,26 @@
 """Inverted dropout: keep each element with probability 1 - p and scale it by 1 / (1 - p)."""
-from ..backend import by_rows, get_array_module
+
+
+def dropout_mask(shape, p, rng, dtype):
+    # -> keep (shape) of bools, or None when nothing is dropped (eval mode: rng None; or p == 0).
+    # Bools: a quarter of a float32 mask's memory.
+    if rng is None or p == 0.0:
+        return None
+    return rng.random(shape, dtype=dtype) >= p
 
 
 def dropout_forward(x, p, rng):
-    # x (...) -> y (...). rng None (eval mode) or p == 0 -> identity, nothing cached.
-    if rng is None or p == 0.0:
+    # x (...) -> y (...), with a fresh mask from rng
+    return dropout_apply(x, dropout_mask(x.shape, p, rng, x.dtype), p)
+
+
+def dropout_apply(x, keep, p):
+    # x (...), keep (...) or None -> y (...), with a given mask (attention draws its own)
+    if keep is None:
         return x, None
-    keep = rng.random(x.shape, dtype=x.dtype) >= p    # kept as bools: a quarter of float32 mask
-    return _apply(x, keep, 1.0 / (1.0 - p)), (keep, 1.0 / (1.0 - p))
+    scale = 1.0 / (1.0 - p)
+    return x * keep * scale, {"keep": keep, "scale": scale}
 
 
 def dropout_backward(dy, cache):
-    return dy if cache is None else _apply(dy, *cache)
-
-
-def _apply(x, keep, scale):
-    xp = get_array_module(x)
-    y = xp.empty_like(x)
-
-    def rows(x, keep, y):
-        xp.multiply(x, keep, out=y)
-        y *= scale                                      # in place: stays in x's dtype
-    by_rows(rows, x, keep, y)
-    return y
+    return dy if cache is None else dy * cache["keep"] * cache["scale"]

@@ -9,12 +9,12 @@ def cross_entropy_forward(logits, labels):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
     loss = -log_probs[xp.arange(B), labels].mean()
-    return loss, (xp.exp(log_probs), labels)
+    return loss, {"probs": xp.exp(log_probs), "labels": labels}
 
 
 def cross_entropy_backward(dloss, cache):
     # -> dlogits (B, K) = (softmax - onehot) / B
-    probs, labels = cache
+    probs, labels = cache["probs"], cache["labels"]
     xp = get_array_module(probs)
     B = probs.shape[0]
     dlogits = probs.copy()
@@ -25,8 +25,9 @@ def cross_entropy_backward(dloss, cache):
 def mse_forward(predictions, targets):
     # predictions (B,), targets (B,) -> loss (scalar array)
     diff = predictions - targets
-    return (diff * diff).mean(), diff
+    return (diff * diff).mean(), {"diff": diff}
 
 
-def mse_backward(dloss, diff):
+def mse_backward(dloss, cache):
+    diff = cache["diff"]
     return diff * (2.0 * dloss / diff.shape[0])

@@ -1,0 +1,285 @@
+"""How work is shared out over the CPU cores: the one place that knows about threads.
+
+NumPy runs each operation on one core. Almost every op of BERT treats the rows of its arrays
+independently (a row: one sequence of the batch), so on NumPy the ops listed in ROW_WISE are
+wrapped: their arrays are cut into chunks of rows, the plain op runs on each chunk, and a pool
+of threads takes the chunks, each thread a run of them. NumPy releases Python's lock inside
+its loops, so the threads compute at once. BLAS runs on one thread meanwhile: each thread's
+products stay on its own core.
+
+Chunks are small (about `chunk_bytes` of input), so an op's intermediate arrays stay in the CPU
+cache while the chunk's results are copied into the arrays that hold every row. Each row is
+computed by the same NumPy calls in any chunk, so elementwise results are the plain op's to the
+bit; a product or a sum over a chunk's rows may round differently from one over all rows. A
+weight gradient, a sum over all rows, is cut into one block per thread (a product over few
+rows is slow), and the blocks' sums are added in row order.
+
+Anything but NumPy arrays (CuPy, the tests' strict device) gets the plain op, as do arrays too
+small to be worth cutting and ops called from inside another shared-out op.
+"""
+import dataclasses
+import functools
+import inspect
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy
+
+
+def available_cores():
+    """OMP_NUM_THREADS if set (as BLAS itself reads it), else the cores this process may use."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    if hasattr(os, "sched_getaffinity"):        # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1                  # macOS, Windows
+
+
+@dataclasses.dataclass
+class Settings:
+    threads: int = available_cores()
+    chunk_bytes: int = 1 << 19        # rows per chunk: about this many bytes of the largest input
+    min_bytes: int = 1 << 18          # inputs smaller in all are not cut: it would cost more
+
+
+SETTINGS = Settings()
+
+
+@dataclasses.dataclass(frozen=True)
+class RowWise:
+    """How to cut one op: the arguments whose first axis is the rows ("cache.xhat" names an
+    entry of a dict argument), and which results are sums over the rows."""
+    rows: tuple
+    sums: tuple = ()              # indices of results that are sums (parameter gradients)
+    per_thread: bool = False      # one block per thread instead of cache-sized chunks
+
+
+ROW_WISE = {
+    "activations.gelu_forward": RowWise(("x",)),
+    "activations.gelu_backward": RowWise(("dy", "cache.x", "cache.cdf", "cache.tanh")),
+    "attention.softmax_forward": RowWise(("x",)),
+    "attention.softmax_backward": RowWise(("dprobs", "cache.probs")),
+    "attention.attention_forward": RowWise(("q", "k", "v", "mask_bias", "keep")),
+    "attention.attention_backward": RowWise(("dcontext", "cache.q", "cache.k", "cache.v",
+                                             "cache.key_scale", "cache.probs",
+                                             "cache.dropout.keep")),
+    "dropout.dropout_apply": RowWise(("x", "keep")),
+    "dropout.dropout_backward": RowWise(("dy", "cache.keep")),
+    "layernorm.layernorm_forward": RowWise(("x",)),
+    "layernorm.layernorm_backward": RowWise(("dy", "cache.xhat", "cache.rstd"), sums=(1, 2)),
+    "linear.linear_forward": RowWise(("x",)),
+    "linear.linear_input_grad": RowWise(("dy",)),
+    "linear.linear_weight_grad": RowWise(("dy", "x"), sums=(0,), per_thread=True),
+}
+
+
+def share_out(*modules):
+    """Replace each ROW_WISE function of the given op modules by its shared-out version (the
+    plain one stays reachable as `.__wrapped__`)."""
+    for module in modules:
+        short_name = module.__name__.rsplit(".", 1)[-1]
+        for key, spec in ROW_WISE.items():
+            module_name, function_name = key.split(".")
+            if module_name == short_name:
+                setattr(module, function_name, over_rows(getattr(module, function_name), spec))
+
+
+_inside = threading.local()       # set while a thread computes chunks: nested ops run plain
+
+
+def over_rows(op, spec):
+    signature = inspect.signature(op)
+
+    @functools.wraps(op)
+    def shared_out(*args, **kwargs):
+        if getattr(_inside, "active", False):
+            return op(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        rows = {path: value for path in spec.rows
+                if isinstance(value := _get(arguments, path), numpy.ndarray)}
+        if not rows or not _worth_cutting(rows):
+            return op(*args, **kwargs)
+        N = next(iter(rows.values())).shape[0]
+        for path, array in rows.items():
+            if array.shape[0] != N:
+                raise ValueError(f"{op.__name__}: {path} has {array.shape[0]} rows, "
+                                 f"expected {N} like {next(iter(rows))}")
+        chunks = _chunks(rows, spec, N)
+        if len(chunks) == 1:
+            return op(*args, **kwargs)
+        return _run_in_chunks(op, arguments, rows, chunks, spec.sums)
+    return shared_out
+
+
+def _worth_cutting(rows):
+    first = next(iter(rows.values()))
+    return (first.shape[0] > 1
+            and sum(a.nbytes for a in rows.values()) >= SETTINGS.min_bytes)
+
+
+def _chunks(rows, spec, N):
+    """[(start, stop)] covering 0..N, in order."""
+    if spec.per_thread:
+        count = min(N, SETTINGS.threads)
+    else:
+        row_bytes = max(a.nbytes // N for a in rows.values())
+        count = -(-N // max(1, SETTINGS.chunk_bytes // max(1, row_bytes)))
+        count = min(N, -(-count // SETTINGS.threads) * SETTINGS.threads)  # as many per thread
+    bounds = [N * i // count for i in range(count + 1)]
+    return list(zip(bounds, bounds[1:]))
+
+
+def _run_in_chunks(op, arguments, rows, chunks, sums):
+    whole_ids = {id(a) for a in _leaves(arguments) if isinstance(a, numpy.ndarray)}
+    combined = _Combined(chunks[-1][1], len(chunks), sums, whole_ids)
+
+    def compute(chunk_indices):
+        _inside.active = True
+        try:
+            for index in chunk_indices:
+                start, stop = chunks[index]
+                chunk_args = dict(arguments)
+                views = {}
+                for path, array in rows.items():
+                    views[path] = array[start:stop]
+                    chunk_args = _set(chunk_args, path, views[path])
+                result = op(**chunk_args)
+                combined.add(index, start, stop, result, {id(v): p for p, v in views.items()})
+        finally:
+            _inside.active = False
+
+    threads = min(SETTINGS.threads, len(chunks))
+    runs = [range(len(chunks) * t // threads, len(chunks) * (t + 1) // threads)
+            for t in range(threads)]
+    with _blas_on_one_thread():
+        done = [_pool(threads).submit(compute, run) for run in runs[1:]]
+        compute(runs[0])                   # this thread takes the first run itself
+        for future in done:
+            future.result()                # waits, and raises what a chunk raised
+    return combined.result(rows)
+
+
+class _Combined:
+    """The results of every chunk, put together: rows into arrays for all N rows, sums added
+    in chunk order, and arguments passed back (x in a cache) as the whole argument."""
+
+    def __init__(self, N, chunk_count, sums, whole_ids):
+        self.N, self.sums, self.whole_ids = N, sums, whole_ids
+        self.partial_sums = [None] * chunk_count
+        self.lock = threading.Lock()
+        self.first = None               # the first chunk's result: the shape of the whole one
+        self.roles = None               # per leaf of it: ("rows", array), ("sum",), ...
+
+    def add(self, index, start, stop, result, view_paths):
+        leaves = _flatten(result)
+        with self.lock:
+            if self.first is None:
+                self.first = result
+                self.roles = [self._role(leaf, top, view_paths, stop - start)
+                              for leaf, top in leaves]
+        sums = []
+        for (leaf, _), role in zip(leaves, self.roles):
+            if role[0] == "rows":
+                role[1][start:stop] = leaf
+            elif role[0] == "sum":
+                sums.append(leaf)
+        self.partial_sums[index] = sums
+
+    def _role(self, leaf, top, view_paths, rows):
+        if not isinstance(leaf, numpy.ndarray):
+            return ("value", leaf)                      # a setting such as "erf", or None
+        if top in self.sums:
+            return ("sum",)
+        if id(leaf) in view_paths:
+            return ("argument", view_paths[id(leaf)])   # e.g. the input kept in a cache
+        if id(leaf) in self.whole_ids:
+            return ("value", leaf)                      # e.g. the weight kept in a cache
+        if leaf.ndim == 0 or leaf.shape[0] != rows:
+            raise ValueError(f"a result of shape {leaf.shape} is neither rows of the chunk "
+                             f"({rows} rows) nor listed among the op's sums")
+        return ("rows", numpy.empty((self.N,) + leaf.shape[1:], dtype=leaf.dtype))
+
+    def result(self, rows):
+        totals = iter([functools.reduce(numpy.add, column)
+                       for column in zip(*self.partial_sums)])
+        whole = []
+        for role in self.roles:
+            if role[0] == "sum":
+                whole.append(next(totals))
+            elif role[0] == "argument":
+                whole.append(rows[role[1]])
+            else:
+                whole.append(role[1])
+        return _unflatten(self.first, iter(whole))
+
+
+def _flatten(result):
+    """[(leaf, index of its top-level result)] of a result: an array, or tuples and dicts of
+    arrays and settings; a result that is not a tuple is result 0."""
+    if not isinstance(result, tuple):
+        return [(leaf, 0) for leaf in _leaves(result)]
+    return [(leaf, top) for top, part in enumerate(result) for leaf in _leaves(part)]
+
+
+def _leaves(tree):
+    if isinstance(tree, (tuple, list)):
+        return [leaf for t in tree for leaf in _leaves(t)]
+    if isinstance(tree, dict):
+        return [leaf for t in tree.values() for leaf in _leaves(t)]
+    return [tree]
+
+
+def _unflatten(tree, leaves):
+    """tree's structure with its leaves replaced, in _leaves order, from the iterator."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_unflatten(t, leaves) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _unflatten(t, leaves) for k, t in tree.items()}
+    return next(leaves)
+
+
+def _get(arguments, path):
+    value = arguments
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _set(arguments, path, value):
+    """A copy of the (nested) dict with `path` replaced; the original is left alone."""
+    key, _, rest = path.partition(".")
+    return {**arguments, key: _set(arguments[key], rest, value) if rest else value}
+
+
+_pools = {}
+
+
+def _pool(threads):
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(max(1, threads - 1))
+    return _pools[threads]
+
+
+_blas = None
+
+
+class _blas_on_one_thread:
+    """BLAS's own threads off while chunks run (a product per core is ours to schedule)."""
+
+    def __enter__(self):
+        global _blas
+        if _blas is None:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        self.before = [lib.num_threads for lib in _blas]
+        for lib in _blas:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        for lib, threads in zip(_blas, self.before):
+            lib.set_num_threads(threads)
