@@ -14,7 +14,8 @@ import safetensors.numpy
 from .adapters import (AdapterConfig, AdapterSet, adapter_prefixes, is_adapter_parameter,
                        layernorm_names, set_active_adapters)
 from .backend import to_host
-from .checkpoint import check_tensors, write_atomically
+from .files import write_atomically
+from .pretrained import check_tensors
 from .heads import SequenceClassificationHead
 
 FORMAT = "minibert-adapters-1"

@@ -26,7 +26,7 @@ MODELS = {   # name -> (how to build it, config fields for a random model)
 
 
 def model_config(name):
-    from .checkpoint import read_config
+    from .pretrained import read_config
     from .config import BertConfig
     return read_config(name) if MODELS[name] == "pretrained" else BertConfig(**MODELS[name])
 
@@ -104,7 +104,7 @@ def torch_workload(model_name, workload, B, T):
     frozen parameter with requires_grad=False."""
     import torch
     import transformers
-    from .checkpoint import resolve
+    from .pretrained import resolve
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     config = model_config(model_name)
     if MODELS[model_name] == "pretrained":

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from . import checkpoint, tasks
+from . import pretrained, tasks
 from .accounting import format_table, parameter_table
 from .config import NAMED_CONFIGS, BertConfig
 from .runs import DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval, run_train
@@ -55,7 +55,7 @@ def model_config(name_or_path):
     """A config by architecture name (offline, no weights) or from a checkpoint folder."""
     if name_or_path in NAMED_CONFIGS:
         return BertConfig(**NAMED_CONFIGS[name_or_path])
-    return checkpoint.read_config(name_or_path)
+    return pretrained.read_config(name_or_path)
 
 
 def params(args):

@@ -23,13 +23,14 @@ import numpy as np
 from . import tasks
 from .adapter_files import load_adapters
 from .adapters import disable_adapter_layers, set_active_adapters
-from .checkpoint import read_config, write_atomically
+from .files import write_atomically
+from .pretrained import read_config
 from .heads import SequenceClassificationHead
 from .model import BertModel
-from .resume import read_manifest
 from .runs import CHECKPOINT, evaluate, run_train, shuffled_batches
 from .tokenizer import Tokenizer
 from .train import TrainSettings, configure, train
+from .training_checkpoint import read_manifest
 
 ADAPTER_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 INIT_STDS = tuple(10.0 ** e for e in range(-7, 1))

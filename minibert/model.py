@@ -3,7 +3,7 @@
 The forward keeps every op's cache; the backward walks the same ops in reverse, layer by
 layer, and accumulates gradients only for parameters that are not frozen.
 """
-from . import checkpoint
+from . import pretrained
 from .adapters import adapter_backward, adapter_forward, set_active_adapters
 from .backend import host_generator, to_host
 from .config import BertConfig
@@ -66,8 +66,8 @@ class BertModel(Module):
     @classmethod
     def from_pretrained(cls, name_or_path, device=None, dtype="float32"):
         """A pretrained BERT: a name ("minilm-l6"), a Hugging Face-format folder or a hub id."""
-        config, tensors = checkpoint.read_pretrained(name_or_path)
-        checkpoint.check_tensors(tensors, parameter_shapes(config), source=str(name_or_path))
+        config, tensors = pretrained.read_pretrained(name_or_path)
+        pretrained.check_tensors(tensors, parameter_shapes(config), source=str(name_or_path))
         model = cls(config, device=device, dtype=dtype)
         model.params = {name: model.device.asarray(tensors[name], dtype=dtype)
                         for name in model.params}
@@ -83,7 +83,7 @@ class BertModel(Module):
         set_active_adapters(self, active)
 
     def save_pretrained(self, folder):
-        checkpoint.write_pretrained(folder, self.config, self.host_params())
+        pretrained.write_pretrained(folder, self.config, self.host_params())
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, keep_cache=True):

@@ -14,11 +14,11 @@ from tqdm import tqdm
 from . import tasks
 from .adapter_files import load_adapters, save_adapters
 from .adapters import add_adapters, is_adapter_parameter
-from .checkpoint import write_atomically
+from .files import write_atomically
 from .heads import SequenceClassificationHead
 from .model import BertModel
-from .resume import load_checkpoint, read_manifest, save_checkpoint
 from .tokenizer import Tokenizer
+from .training_checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from .train import Progress, TrainSettings, configure, make_optimizer, train
 
 # learning rates that work for each method on minilm-l6 (adapters and small parts need more)

