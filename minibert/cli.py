@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 
-from . import pretrained, tasks
+from . import tasks
 from .accounting import format_table, parameter_table
-from .config import NAMED_CONFIGS, BertConfig
+from .config import BertConfig
+from .named_models import NAMED_MODELS, config_of
 from .runs import DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval, run_train
 from .train import METHODS
 from .gradcheck import check_gradients
@@ -51,16 +52,9 @@ def gradcheck(args):
     return 0 if ok else 1
 
 
-def model_config(name_or_path):
-    """A config by architecture name (offline, no weights) or from a checkpoint folder."""
-    if name_or_path in NAMED_CONFIGS:
-        return BertConfig(**NAMED_CONFIGS[name_or_path])
-    return pretrained.read_config(name_or_path)
-
-
 def params(args):
     """Parameter counts per component and the share adapter tuning trains."""
-    table = parameter_table(model_config(args.model), args.adapter_size, args.leave_out,
+    table = parameter_table(config_of(args.model), args.adapter_size, args.leave_out,
                             args.num_labels)
     print(json.dumps({"model": args.model, **table}, indent=2) if args.json else
           f"{args.model}, adapter size {args.adapter_size}\n{format_table(table)}")
@@ -148,8 +142,7 @@ def main(argv=None):
     check.add_argument("--tol", type=float, default=1e-6)
     count = commands.add_parser("params", help=params.__doc__)
     count.add_argument("--model", default="minilm-l6",
-                       help=f"a name ({', '.join(['minilm-l6', *NAMED_CONFIGS])}) or a folder "
-                            "with config.json")
+                       help=f"a name ({', '.join(NAMED_MODELS)}) or a folder with config.json")
     count.add_argument("--adapter-size", type=int, default=64)
     count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
     count.add_argument("--num-labels", type=int, default=2)
@@ -182,7 +175,8 @@ def main(argv=None):
 
     speed = commands.add_parser("bench", help=bench.__doc__)
     speed.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base-random"],
-                       help="minilm-l6, bert-base-random, tiny-random")
+                       help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
+                            "architecture alone is timed with random weights")
     speed.add_argument("--batch-size", type=int, default=32)
     speed.add_argument("--seq-length", type=int, default=128)
     speed.add_argument("--repeats", type=int, default=3)

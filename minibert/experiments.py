@@ -24,9 +24,9 @@ from . import tasks
 from .adapter_files import load_adapters
 from .adapters import disable_adapter_layers, set_active_adapters
 from .files import write_atomically
-from .pretrained import read_config
 from .heads import SequenceClassificationHead
 from .model import BertModel
+from .named_models import config_of
 from .runs import CHECKPOINT, evaluate, run_train, shuffled_batches
 from .tokenizer import Tokenizer
 from .train import TrainSettings, configure, train
@@ -107,7 +107,7 @@ def _interrupted(settings):
 
 def tradeoff(out, base, task_names):
     """Score against trained parameters for every method, per task."""
-    L = read_config(base.model).num_hidden_layers
+    L = config_of(base.model).num_hidden_layers
     configs = ([("adapters", m, None) for m in ADAPTER_SIZES] +
                [("top-k", None, k) for k in range(1, L + 1)] +
                [("layernorm", None, None), ("head", None, None), ("full", None, None)])

@@ -3,7 +3,7 @@
 The forward keeps every op's cache; the backward walks the same ops in reverse, layer by
 layer, and accumulates gradients only for parameters that are not frozen.
 """
-from . import pretrained
+from . import named_models, pretrained
 from .adapters import adapter_backward, adapter_forward, set_active_adapters
 from .backend import host_generator, to_host
 from .config import BertConfig
@@ -64,9 +64,14 @@ class BertModel(Module):
         return None if self.active_adapters is None else self.adapter_sets[self.active_adapters].config
 
     @classmethod
-    def from_pretrained(cls, name_or_path, device=None, dtype="float32"):
-        """A pretrained BERT: a name ("minilm-l6"), a Hugging Face-format folder or a hub id."""
-        config, tensors = pretrained.read_pretrained(name_or_path)
+    def from_pretrained(cls, name_or_path, device=None, dtype="float32", allow_random=False):
+        """A pretrained BERT: a name ("minilm-l6"), a Hugging Face-format folder or a hub id.
+
+        allow_random=True also takes an architecture alone (a name such as "bert-base-random",
+        or a folder holding only config.json) and gives it randomly initialised weights."""
+        if allow_random and not named_models.has_weights(name_or_path):
+            return cls(named_models.config_of(name_or_path), device=device, dtype=dtype)
+        config, tensors = pretrained.read_pretrained(named_models.folder_of(name_or_path))
         pretrained.check_tensors(tensors, parameter_shapes(config), source=str(name_or_path))
         model = cls(config, device=device, dtype=dtype)
         model.params = {name: model.device.asarray(tensors[name], dtype=dtype)

