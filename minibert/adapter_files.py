@@ -11,12 +11,12 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .adapters import (AdapterConfig, AdapterSet, adapter_prefixes, is_adapter_parameter,
-                       layernorm_names, set_active_adapters)
+from .adapters import AdapterConfig, AdapterSet, adapter_prefixes, layernorm_names, set_active_adapters
 from .backend import to_host
 from .files import write_atomically
 from .pretrained import check_tensors
 from .heads import SequenceClassificationHead
+from .names import is_adapter, is_layernorm
 
 FORMAT = "minibert-adapters-1"
 
@@ -26,7 +26,7 @@ def base_fingerprint(model):
     in float32, so the same checkpoint matches on any device and in any dtype."""
     digest = hashlib.sha256()
     for name in sorted(model.params):
-        if "LayerNorm" not in name and not is_adapter_parameter(name):
+        if not is_layernorm(name) and not is_adapter(name):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(to_host(model.params[name]), np.float32).tobytes())
     return digest.hexdigest()

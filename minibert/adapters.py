@@ -14,6 +14,7 @@ import dataclasses
 import functools
 
 from .backend import host_generator
+from .names import is_adapter, layer_of
 from .ops.activations import (gelu_backward, gelu_forward, relu_backward, relu_forward,
                               tanh_backward, tanh_forward)
 
@@ -67,10 +68,6 @@ def layernorm_names(num_layers):
     return [f"{n}.{p}" for n in names for p in ("weight", "bias")]
 
 
-def is_adapter_parameter(name):
-    return ".adapter." in name
-
-
 def truncated_normal(rng, shape, std):
     """N(0, std^2) cut at +-2 std by redrawing, as TensorFlow's truncated_normal_initializer."""
     x = rng.normal(0.0, std, size=shape)
@@ -114,7 +111,7 @@ def set_active_adapters(model, name):
     if model.active_adapters is None:                    # keep the base LayerNorms aside
         model.base_layernorms = {n: model.params[n]
                                  for n in layernorm_names(model.config.num_hidden_layers)}
-    for n in [n for n in model.params if is_adapter_parameter(n)]:
+    for n in [n for n in model.params if is_adapter(n)]:
         del model.params[n]
     model.params.update(model.base_layernorms)
     if name is not None:
@@ -127,9 +124,8 @@ def disable_adapter_layers(model, layers):
     """Take the active set's adapters out of the given layers (for ablations): those layers
     compute as if they had none, while the set keeps them; set_active_adapters(model, name)
     puts them back."""
-    for n in [n for n in model.params if is_adapter_parameter(n)]:
-        if int(n.split(".")[2]) in layers:
-            del model.params[n]
+    for n in [n for n in model.params if is_adapter(n) and layer_of(n) in layers]:
+        del model.params[n]
 
 
 def adapter_forward(module, name, x, activation):

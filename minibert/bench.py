@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from .named_models import config_of, folder_of, has_weights
+from .names import is_layernorm
 
 WORKLOADS = ("inference", "adapter_inference", "full_step", "adapter_step")
 WARMUP_STEPS = 2
@@ -106,7 +107,7 @@ def torch_workload(model_name, workload, B, T):
     params = list(model.parameters())
     if workload.startswith("adapter"):
         for name, p in model.named_parameters():
-            p.requires_grad_("LayerNorm" in name)
+            p.requires_grad_(is_layernorm(name))
         params = [p for p in model.parameters() if p.requires_grad]
         for layer in model.encoder.layer:
             for dropout in (layer.attention.output.dropout, layer.output.dropout):

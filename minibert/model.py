@@ -8,6 +8,7 @@ from .adapters import adapter_backward, adapter_forward, set_active_adapters
 from .backend import host_generator, to_host
 from .config import BertConfig
 from .module import Module
+from .names import is_layernorm, parse
 from .ops.activations import gelu_backward, gelu_forward, tanh_backward, tanh_forward
 from .ops.attention import attention_backward, attention_forward, mask_to_bias
 from .ops.dropout import dropout_backward, dropout_forward
@@ -47,9 +48,9 @@ class BertModel(Module):
         init = host_generator(seed)
         xp = self.device.xp
         for name, shape in parameter_shapes(self.config).items():
-            if name.endswith("LayerNorm.weight"):
+            if is_layernorm(name) and name.endswith(".weight"):
                 self.params[name] = xp.ones(shape, dtype=dtype)
-            elif name.endswith("bias"):
+            elif name.endswith(".bias"):
                 self.params[name] = xp.zeros(shape, dtype=dtype)
             else:
                 self.params[name] = self._normal(init, shape, self.config.initializer_range)
@@ -193,11 +194,11 @@ class BertModel(Module):
 
     def _lowest_trainable_layer(self):
         # -1: the embeddings learn; l: layer l is the lowest that learns; L: only the pooler
-        for name in self.trainable_names():
-            if name.startswith("embeddings."):
-                return -1
-        layers = [int(n.split(".")[2]) for n in self.trainable_names() if n.startswith("encoder.")]
-        return min(layers, default=self.config.num_hidden_layers)
+        trainable = [parse(name) for name in self.trainable_names()]
+        if any(name.site == "embeddings" for name in trainable):
+            return -1
+        return min((name.layer for name in trainable if name.layer is not None),
+                   default=self.config.num_hidden_layers)
 
     def _pooler_backward(self, dpooled, cache):
         dense_cache, tanh_cache = cache

@@ -19,6 +19,7 @@ import safetensors.numpy
 
 from .config import BertConfig
 from .files import write_atomically
+from .names import is_layernorm, layer_of
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")    # in order of preference
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
@@ -122,7 +123,7 @@ def _model_tensors(tensors, source):
     model = {}
     for stored_name, array in tensors.items():
         name = stored_name.removeprefix("bert.")
-        if ".LayerNorm." in name:
+        if is_layernorm(name):
             name = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", name))
         if name in BUFFERS or not name.startswith(MODEL_PREFIXES):
             continue
@@ -330,7 +331,7 @@ def _config_disagreements(wrong, expected_shapes, tensors):
 
 
 def _layer_count(names):
-    layers = [int(m.group(1)) for n in names if (m := re.match(r"encoder\.layer\.(\d+)\.", n))]
+    layers = [layer_of(n) for n in names if layer_of(n) is not None]
     return max(layers, default=-1) + 1
 
 

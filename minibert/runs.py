@@ -13,10 +13,11 @@ from tqdm import tqdm
 
 from . import tasks
 from .adapter_files import load_adapters, save_adapters
-from .adapters import add_adapters, is_adapter_parameter
+from .adapters import add_adapters
 from .files import write_atomically
 from .heads import SequenceClassificationHead
 from .model import BertModel
+from .names import is_adapter
 from .tokenizer import Tokenizer
 from .training_checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from .train import Progress, TrainSettings, configure, make_optimizer, train
@@ -192,7 +193,7 @@ def run_train(settings, resume=False):
     metrics = history[-1]["metrics"]
     train_seconds = sum(h["train_seconds"] for h in history)
     trained = model.num_params(model.trainable_names()) + head.num_params()
-    base = model.num_params([n for n in model.params if not is_adapter_parameter(n)])
+    base = model.num_params([n for n in model.params if not is_adapter(n)])
     results = {
         "task": spec.name, "method": settings.method,
         "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
