@@ -31,7 +31,7 @@ class SequenceClassificationHead(Module):
         loss against labels (B,) when labels are given (else None)."""
         x, dropout_cache = dropout_forward(pooled, self.dropout_prob,
                                            self.rng if self.training else None)
-        logits, linear_cache = self._linear(x, "classifier")
+        logits, linear_cache = self.linear(x, "classifier")
         if self.is_regression:
             logits = logits[:, 0]
         self._cache = (dropout_cache, linear_cache, None)
@@ -54,7 +54,7 @@ class SequenceClassificationHead(Module):
             dlogits = mse_backward(dloss, loss_cache)[:, None]
         else:
             dlogits = cross_entropy_backward(dloss, loss_cache)
-        return dropout_backward(self._linear_backward(dlogits, linear_cache, "classifier"),
+        return dropout_backward(self.linear_backward(dlogits, linear_cache, "classifier"),
                                 dropout_cache)
 
     def _check_labels(self, labels, B):

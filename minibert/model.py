@@ -4,7 +4,7 @@ The forward keeps every op's cache; the backward walks the same ops in reverse, 
 layer, and accumulates gradients only for parameters that are not frozen.
 """
 from . import named_models, pretrained
-from .adapters import adapter_backward, adapter_forward, set_active_adapters
+from .adapters import AdapterSets, adapter_backward, adapter_forward
 from .backend import host_generator, to_host
 from .config import BertConfig
 from .module import Module
@@ -55,14 +55,8 @@ class BertModel(Module):
             else:
                 self.params[name] = self._normal(init, shape, self.config.initializer_range)
         self.params["embeddings.word_embeddings.weight"][self.config.pad_token_id] = 0
-        self.adapter_sets = {}          # name -> AdapterSet (see adapters.py)
-        self.active_adapters = None     # the set in use, None for the plain base model
-        self.base_layernorms = {}       # the base model's LayerNorm arrays while a set is active
-        self._cache = None              # the last forward's caches, which backward walks
-
-    @property
-    def adapter_config(self):
-        return None if self.active_adapters is None else self.adapter_sets[self.active_adapters].config
+        self.adapters = AdapterSets(self)   # named adapter sets and the active one
+        self._cache = None                  # the last forward's caches, which backward walks
 
     @classmethod
     def from_pretrained(cls, name_or_path, device=None, dtype="float32", allow_random=False):
@@ -81,12 +75,11 @@ class BertModel(Module):
 
     def _convert(self, fn):
         # every array the model owns: the base (with its own LayerNorms) and each adapter set
-        active = self.active_adapters
-        set_active_adapters(self, None)
+        active = self.adapters.active
+        self.adapters.activate(None)
         super()._convert(fn)
-        for adapter_set in self.adapter_sets.values():
-            adapter_set.params = {n: fn(p) for n, p in adapter_set.params.items()}
-        set_active_adapters(self, active)
+        self.adapters.convert(fn)
+        self.adapters.activate(active)
 
     def save_pretrained(self, folder):
         pretrained.write_pretrained(folder, self.config, self.host_params())
@@ -130,7 +123,7 @@ class BertModel(Module):
             xp.arange(T)[None, :], p["embeddings.position_embeddings.weight"])    # (1, T, C)
         types, types_cache = embedding_forward(
             token_type_ids, p["embeddings.token_type_embeddings.weight"])
-        x, ln_cache = self._layernorm(words + positions + types, "embeddings.LayerNorm",
+        x, ln_cache = self.layernorm(words + positions + types, "embeddings.LayerNorm",
                                       self.config.layer_norm_eps)
         x, dropout_cache = dropout_forward(x, self.config.hidden_dropout_prob, rng)
         return x, (words_cache, positions_cache, types_cache, ln_cache, dropout_cache)
@@ -139,22 +132,22 @@ class BertModel(Module):
         """Transformer layer l: x (B, T, C) -> (B, T, C), attention block then feed-forward
         block, each closed by residual + LayerNorm. mask_bias (B, 1, 1, T) from mask_to_bias."""
         cfg, p = self.config, f"encoder.layer.{l}."
-        q, q_cache = self._linear(x, p + "attention.self.query")
-        k, k_cache = self._linear(x, p + "attention.self.key")
-        v, v_cache = self._linear(x, p + "attention.self.value")
+        q, q_cache = self.linear(x, p + "attention.self.query")
+        k, k_cache = self.linear(x, p + "attention.self.key")
+        v, v_cache = self.linear(x, p + "attention.self.value")
         context, attn_cache = attention_forward(q, k, v, mask_bias, cfg.num_attention_heads,
                                                 cfg.attention_probs_dropout_prob, rng)
-        a, a_cache = self._linear(context, p + "attention.output.dense")
+        a, a_cache = self.linear(context, p + "attention.output.dense")
         a, a_drop = dropout_forward(a, cfg.hidden_dropout_prob, rng)
         a, a_adapter = self._adapter_forward(p + "attention.output.adapter", a)
-        h, h_ln = self._layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
+        h, h_ln = self.layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
 
-        i, i_cache = self._linear(h, p + "intermediate.dense")                  # (B, T, F)
+        i, i_cache = self.linear(h, p + "intermediate.dense")                  # (B, T, F)
         i, gelu_cache = gelu_forward(i, cfg.gelu_form)
-        o, o_cache = self._linear(i, p + "output.dense")                        # (B, T, C)
+        o, o_cache = self.linear(i, p + "output.dense")                        # (B, T, C)
         o, o_drop = dropout_forward(o, cfg.hidden_dropout_prob, rng)
         o, o_adapter = self._adapter_forward(p + "output.adapter", o)
-        y, y_ln = self._layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
+        y, y_ln = self.layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
         return y, (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
                    i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln)
 
@@ -162,16 +155,16 @@ class BertModel(Module):
         # identity where this layer has no adapter (none active, or left out)
         if name + ".down.weight" not in self.params:
             return x, None
-        return adapter_forward(self, name, x, self.adapter_config.activation)
+        return adapter_forward(self, name, x, self.adapters.config.activation)
 
     def _adapter_backward(self, name, dy, cache):
         if cache is None:
             return dy
-        return adapter_backward(self, name, dy, cache, self.adapter_config.activation)
+        return adapter_backward(self, name, dy, cache, self.adapters.config.activation)
 
     def _pooler_forward(self, x):
         # the [CLS] position through tanh(dense): (B, T, C) -> (B, C)
-        z, dense_cache = self._linear(x[:, 0], "pooler.dense")
+        z, dense_cache = self.linear(x[:, 0], "pooler.dense")
         pooled, tanh_cache = tanh_forward(z)
         return pooled, (dense_cache, tanh_cache)
 
@@ -202,7 +195,7 @@ class BertModel(Module):
 
     def _pooler_backward(self, dpooled, cache):
         dense_cache, tanh_cache = cache
-        return self._linear_backward(tanh_backward(dpooled, tanh_cache), dense_cache, "pooler.dense")
+        return self.linear_backward(tanh_backward(dpooled, tanh_cache), dense_cache, "pooler.dense")
 
     def layer_backward(self, l, dy, cache, input_grad=True):
         """dy (B, T, C) -> dx (B, T, C) (None when input_grad is False); layer l's parameter
@@ -210,31 +203,31 @@ class BertModel(Module):
         p = f"encoder.layer.{l}."
         (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
          i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln) = cache
-        dsum = self._layernorm_backward(dy, y_ln, p + "output.LayerNorm")       # d(o + h)
+        dsum = self.layernorm_backward(dy, y_ln, p + "output.LayerNorm")       # d(o + h)
         do = self._adapter_backward(p + "output.adapter", dsum, o_adapter)
         do = dropout_backward(do, o_drop)
-        di = self._linear_backward(do, o_cache, p + "output.dense")
+        di = self.linear_backward(do, o_cache, p + "output.dense")
         di = gelu_backward(di, gelu_cache)
-        dh = dsum + self._linear_backward(di, i_cache, p + "intermediate.dense")
+        dh = dsum + self.linear_backward(di, i_cache, p + "intermediate.dense")
 
-        dsum = self._layernorm_backward(dh, h_ln, p + "attention.output.LayerNorm")  # d(a + x)
+        dsum = self.layernorm_backward(dh, h_ln, p + "attention.output.LayerNorm")  # d(a + x)
         da = self._adapter_backward(p + "attention.output.adapter", dsum, a_adapter)
         da = dropout_backward(da, a_drop)
-        dcontext = self._linear_backward(da, a_cache, p + "attention.output.dense")
+        dcontext = self.linear_backward(da, a_cache, p + "attention.output.dense")
         dq, dk, dv = attention_backward(dcontext, attn_cache)
         # the layer's input feeds q, k, v and the residual; below the lowest learning layer
         # its gradient is not needed and the three dx products are skipped
         dx = dsum if input_grad else None
         for dout, op_cache, name in ((dq, q_cache, "query"), (dk, k_cache, "key"),
                                      (dv, v_cache, "value")):
-            d = self._linear_backward(dout, op_cache, p + "attention.self." + name, input_grad)
+            d = self.linear_backward(dout, op_cache, p + "attention.self." + name, input_grad)
             if input_grad:
                 dx = dx + d
         return dx
 
     def _embeddings_backward(self, dx, cache):
         words_cache, positions_cache, types_cache, ln_cache, dropout_cache = cache
-        dsum = self._layernorm_backward(dropout_backward(dx, dropout_cache), ln_cache,
+        dsum = self.layernorm_backward(dropout_backward(dx, dropout_cache), ln_cache,
                                         "embeddings.LayerNorm")
         for name, op_cache, dout, padding_idx in (
                 ("word_embeddings", words_cache, dsum, self.config.pad_token_id),

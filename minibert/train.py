@@ -27,7 +27,7 @@ def configure(model, head, method, top_k=None):
     if method not in METHODS:
         raise ValueError(f"method: expected one of {list(METHODS)}, found {method!r}")
     L = model.config.num_hidden_layers
-    if method == "adapters" and model.active_adapters is None:
+    if method == "adapters" and model.adapters.active is None:
         raise ValueError("method 'adapters': the model has no active adapters; "
                          "call minibert.add_adapters(model, size=...) first")
     if method == "top-k" and not (isinstance(top_k, int) and 1 <= top_k <= L):
