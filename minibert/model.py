@@ -3,6 +3,8 @@
 The forward keeps every op's cache; the backward walks the same ops in reverse, layer by
 layer, and accumulates gradients only for parameters that are not frozen.
 """
+from typing import NamedTuple
+
 from . import named_models, pretrained
 from .adapters import AdapterSets, adapter_backward, adapter_forward
 from .backend import host_generator, to_host
@@ -38,6 +40,45 @@ def parameter_shapes(config):
     shapes["pooler.dense.weight"] = (C, C)
     shapes["pooler.dense.bias"] = (C,)
     return shapes
+
+
+# What a forward pass keeps for the backward: each op's own cache, by the op's name. A dropout's
+# cache is None when dropout is off, an adapter's where the layer has none.
+class EmbeddingsCache(NamedTuple):
+    words: tuple
+    positions: tuple
+    token_types: tuple
+    layernorm: dict
+    dropout: tuple | None
+
+
+class LayerCache(NamedTuple):
+    query: tuple                      # the attention block, in order
+    key: tuple
+    value: tuple
+    attention: dict                   # its "probs" (B, H, T, T) are the attention maps
+    attention_output: tuple           # the block's output projection
+    attention_dropout: tuple | None
+    attention_adapter: tuple | None
+    attention_layernorm: dict         # after the residual add
+    intermediate: tuple               # the feed-forward block, in order: C -> F
+    gelu: dict
+    output: tuple                     # F -> C
+    output_dropout: tuple | None
+    output_adapter: tuple | None
+    output_layernorm: dict
+
+
+class PoolerCache(NamedTuple):
+    dense: tuple
+    tanh: object                      # tanh's output (B, C)
+
+
+class ForwardCache(NamedTuple):
+    embeddings: EmbeddingsCache
+    layers: list                      # a LayerCache per layer
+    pooler: PoolerCache
+    shape: tuple                      # (B, T, C) of the sequence output
 
 
 class BertModel(Module):
@@ -102,12 +143,13 @@ class BertModel(Module):
             if keep_cache:
                 layer_caches.append(cache)
         pooled, pooler_cache = self._pooler_forward(x)
-        self._cache = (embeddings_cache, layer_caches, pooler_cache, x.shape) if keep_cache else None
+        self._cache = (ForwardCache(embeddings_cache, layer_caches, pooler_cache, x.shape)
+                       if keep_cache else None)
         return x, pooled
 
     def attention_probs(self):
         """The attention maps of the last forward: one (B, H, T, T) array per layer."""
-        return [layer_cache[3]["probs"] for layer_cache in self._last_cache("attention_probs")[1]]
+        return [layer.attention["probs"] for layer in self._last_cache("attention_probs").layers]
 
     def _last_cache(self, caller):
         if self._cache is None:
@@ -124,9 +166,9 @@ class BertModel(Module):
         types, types_cache = embedding_forward(
             token_type_ids, p["embeddings.token_type_embeddings.weight"])
         x, ln_cache = self.layernorm(words + positions + types, "embeddings.LayerNorm",
-                                      self.config.layer_norm_eps)
+                                     self.config.layer_norm_eps)
         x, dropout_cache = dropout_forward(x, self.config.hidden_dropout_prob, rng)
-        return x, (words_cache, positions_cache, types_cache, ln_cache, dropout_cache)
+        return x, EmbeddingsCache(words_cache, positions_cache, types_cache, ln_cache, dropout_cache)
 
     def layer_forward(self, l, x, mask_bias, rng=None):
         """Transformer layer l: x (B, T, C) -> (B, T, C), attention block then feed-forward
@@ -148,8 +190,8 @@ class BertModel(Module):
         o, o_drop = dropout_forward(o, cfg.hidden_dropout_prob, rng)
         o, o_adapter = self._adapter_forward(p + "output.adapter", o)
         y, y_ln = self.layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
-        return y, (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
-                   i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln)
+        return y, LayerCache(q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter,
+                             h_ln, i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln)
 
     def _adapter_forward(self, name, x):
         # identity where this layer has no adapter (none active, or left out)
@@ -166,24 +208,24 @@ class BertModel(Module):
         # the [CLS] position through tanh(dense): (B, T, C) -> (B, C)
         z, dense_cache = self.linear(x[:, 0], "pooler.dense")
         pooled, tanh_cache = tanh_forward(z)
-        return pooled, (dense_cache, tanh_cache)
+        return pooled, PoolerCache(dense_cache, tanh_cache)
 
     # ------------------------------------------------------------------ backward
     def backward(self, dseq=None, dpooled=None):
         """Gradients of a scalar loss w.r.t. the outputs of the last forward -> self.grads.
 
         Backpropagation stops below the lowest layer that holds a trainable parameter."""
-        embeddings_cache, layer_caches, pooler_cache, shape = self._last_cache("backward")
-        xp = self.device.xp
-        dx = xp.zeros(shape, dtype=self.dtype) if dseq is None else xp.array(dseq, dtype=self.dtype)
+        cache, xp = self._last_cache("backward"), self.device.xp
+        dx = (xp.zeros(cache.shape, dtype=self.dtype) if dseq is None
+              else xp.array(dseq, dtype=self.dtype))
         if dpooled is not None:
             dpooled = self.device.asarray(dpooled, dtype=self.dtype)
-            dx[:, 0] += self._pooler_backward(dpooled, pooler_cache)
+            dx[:, 0] += self._pooler_backward(dpooled, cache.pooler)
         lowest = self._lowest_trainable_layer()
         for l in reversed(range(max(lowest, 0), self.config.num_hidden_layers)):
-            dx = self.layer_backward(l, dx, layer_caches[l], input_grad=l > lowest)
+            dx = self.layer_backward(l, dx, cache.layers[l], input_grad=l > lowest)
         if lowest == -1:
-            self._embeddings_backward(dx, embeddings_cache)
+            self._embeddings_backward(dx, cache.embeddings)
 
     def _lowest_trainable_layer(self):
         # -1: the embeddings learn; l: layer l is the lowest that learns; L: only the pooler
@@ -194,45 +236,43 @@ class BertModel(Module):
                    default=self.config.num_hidden_layers)
 
     def _pooler_backward(self, dpooled, cache):
-        dense_cache, tanh_cache = cache
-        return self.linear_backward(tanh_backward(dpooled, tanh_cache), dense_cache, "pooler.dense")
+        return self.linear_backward(tanh_backward(dpooled, cache.tanh), cache.dense, "pooler.dense")
 
     def layer_backward(self, l, dy, cache, input_grad=True):
         """dy (B, T, C) -> dx (B, T, C) (None when input_grad is False); layer l's parameter
         gradients accumulate in self.grads."""
         p = f"encoder.layer.{l}."
-        (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
-         i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln) = cache
-        dsum = self.layernorm_backward(dy, y_ln, p + "output.LayerNorm")       # d(o + h)
-        do = self._adapter_backward(p + "output.adapter", dsum, o_adapter)
-        do = dropout_backward(do, o_drop)
-        di = self.linear_backward(do, o_cache, p + "output.dense")
-        di = gelu_backward(di, gelu_cache)
-        dh = dsum + self.linear_backward(di, i_cache, p + "intermediate.dense")
+        dsum = self.layernorm_backward(dy, cache.output_layernorm,
+                                       p + "output.LayerNorm")                   # d(o + h)
+        do = self._adapter_backward(p + "output.adapter", dsum, cache.output_adapter)
+        do = dropout_backward(do, cache.output_dropout)
+        di = self.linear_backward(do, cache.output, p + "output.dense")
+        di = gelu_backward(di, cache.gelu)
+        dh = dsum + self.linear_backward(di, cache.intermediate, p + "intermediate.dense")
 
-        dsum = self.layernorm_backward(dh, h_ln, p + "attention.output.LayerNorm")  # d(a + x)
-        da = self._adapter_backward(p + "attention.output.adapter", dsum, a_adapter)
-        da = dropout_backward(da, a_drop)
-        dcontext = self.linear_backward(da, a_cache, p + "attention.output.dense")
-        dq, dk, dv = attention_backward(dcontext, attn_cache)
+        dsum = self.layernorm_backward(dh, cache.attention_layernorm,
+                                       p + "attention.output.LayerNorm")         # d(a + x)
+        da = self._adapter_backward(p + "attention.output.adapter", dsum, cache.attention_adapter)
+        da = dropout_backward(da, cache.attention_dropout)
+        dcontext = self.linear_backward(da, cache.attention_output, p + "attention.output.dense")
+        dq, dk, dv = attention_backward(dcontext, cache.attention)
         # the layer's input feeds q, k, v and the residual; below the lowest learning layer
         # its gradient is not needed and the three dx products are skipped
         dx = dsum if input_grad else None
-        for dout, op_cache, name in ((dq, q_cache, "query"), (dk, k_cache, "key"),
-                                     (dv, v_cache, "value")):
+        for dout, op_cache, name in ((dq, cache.query, "query"), (dk, cache.key, "key"),
+                                     (dv, cache.value, "value")):
             d = self.linear_backward(dout, op_cache, p + "attention.self." + name, input_grad)
             if input_grad:
                 dx = dx + d
         return dx
 
     def _embeddings_backward(self, dx, cache):
-        words_cache, positions_cache, types_cache, ln_cache, dropout_cache = cache
-        dsum = self.layernorm_backward(dropout_backward(dx, dropout_cache), ln_cache,
-                                        "embeddings.LayerNorm")
+        dsum = self.layernorm_backward(dropout_backward(dx, cache.dropout), cache.layernorm,
+                                       "embeddings.LayerNorm")
         for name, op_cache, dout, padding_idx in (
-                ("word_embeddings", words_cache, dsum, self.config.pad_token_id),
-                ("position_embeddings", positions_cache, dsum.sum(axis=0, keepdims=True), None),
-                ("token_type_embeddings", types_cache, dsum, None)):
+                ("word_embeddings", cache.words, dsum, self.config.pad_token_id),
+                ("position_embeddings", cache.positions, dsum.sum(axis=0, keepdims=True), None),
+                ("token_type_embeddings", cache.token_types, dsum, None)):
             name = f"embeddings.{name}.weight"
             if self.trainable(name):
                 self.accumulate(name, embedding_backward(dout, op_cache, padding_idx))
