@@ -24,12 +24,11 @@ from . import tasks
 from .adapter_files import load_adapters
 from .adapters import disable_adapter_layers, set_active_adapters
 from .files import write_atomically
-from .heads import SequenceClassificationHead
 from .model import BertModel
 from .named_models import config_of
-from .runs import CHECKPOINT, evaluate, run_train, shuffled_batches
+from .runs import CHECKPOINT, TaskData, build_model, evaluate, fit, new_head, run_train
 from .tokenizer import Tokenizer
-from .train import TrainSettings, configure, train
+from .train import configure
 from .training_checkpoint import read_manifest
 
 ADAPTER_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -169,14 +168,12 @@ def init_scale(out, base, task_names):
 def majority_score(task, base):
     """The eval score of always predicting the most frequent training label (mean for
     regression), on the examples `base` selects."""
-    spec = tasks.get_task(task)
-    labels = np.array([e.label for e in tasks.load_examples(spec.name, spec.eval_split,
-                                                             base.data_dir, base.max_eval_examples)])
-    train_labels = [e.label for e in tasks.load_examples(spec.name, "train", base.data_dir,
-                                                         base.max_train_examples)]
-    constant = (np.mean(train_labels) if spec.labels is None
+    data = TaskData.load(dataclasses.replace(base, task=task))
+    labels = np.array([e.label for e in data.eval])
+    train_labels = [e.label for e in data.train]
+    constant = (np.mean(train_labels) if data.spec.labels is None
                 else np.bincount(np.asarray(train_labels, dtype=int)).argmax())
-    return tasks.compute_metrics(spec.name, np.full(len(labels), constant), labels)["score"]
+    return tasks.compute_metrics(data.spec.name, np.full(len(labels), constant), labels)["score"]
 
 
 def ablation(out, base, task_names):
@@ -228,8 +225,7 @@ def sequential(out, base, task_names):
     record = Record(out, "sequential", {"base": dataclasses.asdict(base), "tasks": task_names,
                                         "subsampled": subsample_note(base)})
     tokenizer = Tokenizer.from_pretrained(base.model)
-    evals = {t: tasks.load_examples(t, tasks.get_task(t).eval_split, base.data_dir,
-                                    base.max_eval_examples) for t in task_names}
+    data = {t: TaskData.load(dataclasses.replace(base, task=t)) for t in task_names}
     # adapters: each task trains its own set; after each stage, all sets so far are scored on
     # one base model that carries them side by side
     model = BertModel.from_pretrained(base.model, device=base.device)
@@ -244,12 +240,12 @@ def sequential(out, base, task_names):
             if not record.done(key):
                 set_active_adapters(model, earlier)
                 record.add(key, {"stage": stage, "task": earlier, "score": evaluate(
-                    model, heads[earlier], tokenizer, earlier, evals[earlier], base.batch_size,
-                    base.max_seq_length)["score"]})
+                    model, heads[earlier], tokenizer, earlier, data[earlier].eval,
+                    base.batch_size, base.max_seq_length)["score"]})
     # full fine-tuning: one model goes on from task to task, each with a head of its own
     if not all(record.done(f"full/after-{t}/{e}") for i, t in enumerate(task_names)
                for e in task_names[:i + 1]):          # a partial sequence is run again whole
-        _sequential_full(record, base, task_names, tokenizer, evals)
+        _sequential_full(record, base, task_names, tokenizer, data)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, method in zip(axes, ("adapters", "full")):
@@ -266,25 +262,18 @@ def sequential(out, base, task_names):
     return _save_figure(fig, out, "sequential"), record.data
 
 
-def _sequential_full(record, base, task_names, tokenizer, evals):
-    model = BertModel.from_pretrained(base.model, device=base.device)
-    model.seed(base.seed)
+def _sequential_full(record, base, task_names, tokenizer, data):
+    model = build_model(dataclasses.replace(base, method="full"))
     heads = {}
     for stage, task in enumerate(task_names):
-        spec = tasks.get_task(task)
-        examples = tasks.load_examples(task, "train", base.data_dir, base.max_train_examples)
-        heads[task] = SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
-                                                 device=model.device, seed=base.seed)
+        heads[task] = new_head(model, data[task].spec, base.seed)
         configure(model, heads[task], "full")
-        train(model, heads[task],
-              lambda epoch, start: shuffled_batches(tokenizer, examples, base, epoch, start),
-              TrainSettings(lr=dataclasses.replace(base, method="full").learning_rate,
-                            epochs=base.epochs),
-              steps_per_epoch=-(-len(examples) // base.batch_size))
+        fit(model, heads[task], tokenizer, data[task].train,
+            dataclasses.replace(base, task=task, method="full"))
         for earlier in task_names[:stage + 1]:
             record.add(f"full/after-{task}/{earlier}", {"stage": stage, "task": earlier,
                        "score": evaluate(model, heads[earlier], tokenizer, earlier,
-                                         evals[earlier], base.batch_size,
+                                         data[earlier].eval, base.batch_size,
                                          base.max_seq_length)["score"]})
 
 
