@@ -17,7 +17,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from . import tasks
@@ -122,7 +121,7 @@ def tradeoff(out, base, task_names):
             record.add(f"{task}/majority", {"task": task, "method": "majority",
                                             "score": majority_score(task, base)})
 
-    fig, axes = plt.subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
+    fig, axes = _subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
     for ax, task in zip(axes[0], task_names):
         runs = {key.split("/")[1]: r for key, r in record.data["runs"].items() if r["task"] == task}
         for prefix, style, label in (("adapters-", "o-", "adapters (size 1..256)"),
@@ -154,7 +153,7 @@ def init_scale(out, base, task_names):
         _run(record, key, dataclasses.replace(base, task=task, method="adapters",
                                               adapter_init_std=std,
                                               out=str(Path(out) / "init-scale" / f"std-{std:g}")))
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _subplots(figsize=(6, 4.5))
     points = sorted((r["settings"]["adapter_init_std"], r["score"])
                     for r in record.data["runs"].values())
     ax.plot(*zip(*points), "o-")
@@ -205,14 +204,14 @@ def ablation(out, base, task_names):
     for i in range(L):
         for j in range(i, L):
             grid[i, j] = record[f"remove-{i}-{j}"]["score"]
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _subplots(figsize=(6, 5))
     image = ax.imshow(grid, cmap="viridis", origin="upper")
     for i in range(L):
         for j in range(i, L):
             ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
     ax.set_xlabel("last layer removed (j)")
     ax.set_ylabel("first layer removed (i)")
-    fig.colorbar(image, label=f"{spec.eval_split} {spec.score}")
+    fig.colorbar(image, ax=ax, label=f"{spec.eval_split} {spec.score}")
     ax.set_title(f"{task}: adapters of layers i..j removed after training; none removed "
                  f"{trained['score']:.3f},\nall removed {grid[0, L - 1]:.3f}, majority class "
                  f"{record['majority']['score']:.3f}\n({subsample_note(base)})", fontsize=8)
@@ -247,7 +246,7 @@ def sequential(out, base, task_names):
                for e in task_names[:i + 1]):          # a partial sequence is run again whole
         _sequential_full(record, base, task_names, tokenizer, data)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, method in zip(axes, ("adapters", "full")):
         for task in task_names:
             stages = [(i, record[f"{method}/after-{t}/{task}"]["score"])
@@ -283,12 +282,20 @@ def _one_task(name, task_names):
     return task_names[0]
 
 
+def _subplots(*grid, figsize, **options):
+    """A figure and its axes, as pyplot.subplots gives them, through matplotlib's object API:
+    no global figure state to close afterwards. matplotlib is imported here, at the first
+    figure, so that the commands that draw nothing never load it."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
 def _save_figure(fig, out, name):
     path = Path(out) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
     return path
 
 
