@@ -200,9 +200,9 @@ class Run:
         checkpoint and raise Interrupted."""
         settings = self.settings
         total = settings.epochs * len(self.data.train)
+        # the bar counts examples, so its rate is the throughput in examples per second
         bar = tqdm(total=total, desc=f"{self.data.spec.name} {settings.method}", unit="ex",
-                   disable=None,               # its rate is the throughput in examples per second
-                   initial=min(self.progress.step * settings.batch_size, total))
+                   disable=None, initial=min(self.progress.step * settings.batch_size, total))
         with stop_requests() as requested:
             try:
                 fit(self.model, self.head, self.tokenizer, self.data.train, settings,
