@@ -19,7 +19,7 @@ import safetensors.numpy
 
 from .config import BertConfig
 from .files import write_atomically
-from .names import is_layernorm, layer_of
+from .names import is_layernorm, layer_of, parse
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")    # in order of preference
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
@@ -298,7 +298,7 @@ def check_tensors(tensors, expected_shapes, source):
     if missing:
         lines.append(f"  missing ({len(missing)}):")
         lines += [f"    {n} {tuple(expected_shapes[n])}" for n in missing]
-        if any(n.startswith("pooler.") for n in missing):
+        if any(parse(n).site == "pooler" for n in missing):
             lines.append("    (BertModel needs the pooler, pooler.dense.weight and "
                          "pooler.dense.bias; this checkpoint has none)")
     if wrong:
