@@ -107,7 +107,8 @@ class AdapterSets:
         """{name: array} of the base model's own LayerNorms, whichever set is active."""
         if self.active is not None:
             return dict(self._base_layernorms)
-        return {n: self.model.params[n] for n in layernorm_names(self.model.config.num_hidden_layers)}
+        names = layernorm_names(self.model.config.num_hidden_layers)
+        return {n: self.model.params[n] for n in names}
 
     def add(self, name, adapter_set):
         """Hold `adapter_set` under `name` and make it the active set."""
