@@ -11,11 +11,12 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .adapters import (AdapterConfig, AdapterSet, adapter_prefixes, is_adapter_parameter,
-                       layernorm_names, set_active_adapters)
+from .adapters import AdapterConfig, AdapterSet, adapter_prefixes, layernorm_names
 from .backend import to_host
-from .checkpoint import check_tensors, write_atomically
+from .files import write_atomically
+from .pretrained import check_tensors
 from .heads import SequenceClassificationHead
+from .names import is_adapter, is_layernorm
 
 FORMAT = "minibert-adapters-1"
 
@@ -25,7 +26,7 @@ def base_fingerprint(model):
     in float32, so the same checkpoint matches on any device and in any dtype."""
     digest = hashlib.sha256()
     for name in sorted(model.params):
-        if "LayerNorm" not in name and not is_adapter_parameter(name):
+        if not is_layernorm(name) and not is_adapter(name):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(to_host(model.params[name]), np.float32).tobytes())
     return digest.hexdigest()
@@ -43,9 +44,9 @@ def adapter_set_shapes(config, adapter_config):
 
 def save_adapters(model, path, head=None, task=None):
     """Write the active adapter set (and the head, if given) to `path`, atomically."""
-    if model.active_adapters is None:
+    if model.adapters.active is None:
         raise ValueError("save_adapters: the model has no active adapter set")
-    adapter_set = model.adapter_sets[model.active_adapters]
+    adapter_set = model.adapters[model.adapters.active]
     tensors = {n: np.ascontiguousarray(to_host(p), np.float32) for n, p in adapter_set.params.items()}
     if head is not None:
         tensors.update({n: np.ascontiguousarray(to_host(p), np.float32)
@@ -113,14 +114,12 @@ def load_adapters(model, path, name=None, expected_size=None):
         if not np.isfinite(array).all():
             raise ValueError(f"{path}: tensor {tensor_name} holds NaN or infinite values")
     name = name or info["task"] or path.stem
-    if name in model.adapter_sets:
+    if name in model.adapters:
         raise ValueError(f"{path}: the model has an adapter set named {name!r} already; "
                          "load this file under another name")
-    set_active_adapters(model, None)
-    model.adapter_sets[name] = AdapterSet(config, {
+    model.adapters.add(name, AdapterSet(config, {
         n: model.device.asarray(tensors[n], dtype=model.dtype) for n in adapter_set_shapes(
-            model.config, config)})
-    set_active_adapters(model, name)
+            model.config, config)}))
     if head_info is None:
         return None
     head = SequenceClassificationHead(model.config.hidden_size, head_info["num_labels"],

@@ -7,13 +7,15 @@ and LayerNorm -- where google-research/adapter-bert puts them. Near-identity ini
 normal weights of small std, zero biases) makes the adapted model start as the pretrained one.
 
 A set of adapters is named; it owns its adapters and its own copies of the 2L+1 LayerNorms
-(they are trained with the adapters), so several tasks live side by side on one frozen base and
-`set_active_adapters` switches between them -- or back to the plain base model with None.
+(they are trained with the adapters), so several tasks live side by side on one frozen base.
+A model holds its sets in `model.adapters` (AdapterSets), the one place that switches
+model.params between them -- or back to the plain base model with None.
 """
 import dataclasses
 import functools
 
 from .backend import host_generator
+from .names import is_adapter, layer_of
 from .ops.activations import (gelu_backward, gelu_forward, relu_backward, relu_forward,
                               tanh_backward, tanh_forward)
 
@@ -67,10 +69,6 @@ def layernorm_names(num_layers):
     return [f"{n}.{p}" for n in names for p in ("weight", "bias")]
 
 
-def is_adapter_parameter(name):
-    return ".adapter." in name
-
-
 def truncated_normal(rng, shape, std):
     """N(0, std^2) cut at +-2 std by redrawing, as TensorFlow's truncated_normal_initializer."""
     x = rng.normal(0.0, std, size=shape)
@@ -79,6 +77,72 @@ def truncated_normal(rng, shape, std):
         x[outside] = rng.normal(0.0, std, size=int(outside.sum()))
         outside = abs(x) > 2 * std
     return x
+
+
+class AdapterSets:
+    """A model's adapter sets and which one is active (None: the plain base model).
+
+    While a set is active, model.params holds that set's arrays -- its adapters and its
+    LayerNorms -- not copies of them, so training one set never touches another; the base
+    model's own LayerNorms wait here until the base model is active again."""
+
+    def __init__(self, model):
+        self.model = model
+        self.sets = {}                  # name -> AdapterSet
+        self.active = None              # the name of the set in use
+        self._base_layernorms = {}      # the base model's LayerNorm arrays while a set is active
+
+    def __contains__(self, name):
+        return name in self.sets
+
+    def __getitem__(self, name):
+        return self.sets[name]
+
+    @property
+    def config(self):
+        """The active set's AdapterConfig, None for the base model."""
+        return None if self.active is None else self.sets[self.active].config
+
+    def base_layernorms(self):
+        """{name: array} of the base model's own LayerNorms, whichever set is active."""
+        if self.active is not None:
+            return dict(self._base_layernorms)
+        names = layernorm_names(self.model.config.num_hidden_layers)
+        return {n: self.model.params[n] for n in names}
+
+    def add(self, name, adapter_set):
+        """Hold `adapter_set` under `name` and make it the active set."""
+        if name in self.sets:
+            raise ValueError(f"adapter set {name!r} exists already; choose another name")
+        self.sets[name] = adapter_set
+        self.activate(name)
+
+    def activate(self, name):
+        """Switch the model to set `name`, or to the plain base model with None. No array is
+        copied; gradients of the previous set are dropped."""
+        if name is not None and name not in self.sets:
+            raise KeyError(f"no adapter set named {name!r}; there are {sorted(self.sets)}")
+        params = self.model.params
+        self._base_layernorms = self.base_layernorms()
+        for n in [n for n in params if is_adapter(n)]:
+            del params[n]
+        params.update(self._base_layernorms)
+        if name is not None:
+            params.update(self.sets[name].params)
+        self.active = name
+        self.model.grads = {}
+
+    def disable_layers(self, layers):
+        """Take the active set's adapters out of the given layers: those layers compute as if
+        they had none, while the set keeps them; activate(name) puts them back."""
+        params = self.model.params
+        for n in [n for n in params if is_adapter(n) and layer_of(n) in layers]:
+            del params[n]
+
+    def convert(self, fn):
+        """Apply fn (a device move or a cast) to every array of every set."""
+        for adapter_set in self.sets.values():
+            adapter_set.params = {n: fn(p) for n, p in adapter_set.params.items()}
 
 
 def add_adapters(model, size=64, init_std=1e-3, activation="gelu", leave_out=(), name="default",
@@ -90,59 +154,40 @@ def add_adapters(model, size=64, init_std=1e-3, activation="gelu", leave_out=(),
     bad = [l for l in config.leave_out if not 0 <= l < L]
     if bad:
         raise ValueError(f"leave_out: expected layer indices in [0, {L - 1}], found {bad}")
-    if name in model.adapter_sets:
-        raise ValueError(f"adapter set {name!r} exists already; choose another name")
     device, dtype, rng = model.device, model.dtype, host_generator(seed)
-    set_active_adapters(model, None)                     # model.params holds the base LayerNorms
-    params = {n: model.params[n].copy() for n in layernorm_names(L)}
+    params = {n: p.copy() for n, p in model.adapters.base_layernorms().items()}
     for prefix in adapter_prefixes(L, config.leave_out):
         M = config.size
         params[prefix + ".down.weight"] = device.asarray(truncated_normal(rng, (M, C), init_std), dtype)
         params[prefix + ".down.bias"] = device.xp.zeros((M,), dtype=dtype)
         params[prefix + ".up.weight"] = device.asarray(truncated_normal(rng, (C, M), init_std), dtype)
         params[prefix + ".up.bias"] = device.xp.zeros((C,), dtype=dtype)
-    model.adapter_sets[name] = AdapterSet(config, params)
-    set_active_adapters(model, name)
+    model.adapters.add(name, AdapterSet(config, params))
     return list(params)
 
 
 def set_active_adapters(model, name):
-    """Switch to adapter set `name`, or to the plain base model with None. No array is copied:
-    model.params points at the set's arrays, so training one set never touches another."""
-    if name is not None and name not in model.adapter_sets:
-        raise KeyError(f"no adapter set named {name!r}; there are {sorted(model.adapter_sets)}")
-    if model.active_adapters is None:                    # keep the base LayerNorms aside
-        model.base_layernorms = {n: model.params[n]
-                                 for n in layernorm_names(model.config.num_hidden_layers)}
-    for n in [n for n in model.params if is_adapter_parameter(n)]:
-        del model.params[n]
-    model.params.update(model.base_layernorms)
-    if name is not None:
-        model.params.update(model.adapter_sets[name].params)
-    model.active_adapters = name
-    model.grads = {}
+    """Switch to adapter set `name`, or to the plain base model with None (AdapterSets.activate)."""
+    model.adapters.activate(name)
 
 
 def disable_adapter_layers(model, layers):
-    """Take the active set's adapters out of the given layers (for ablations): those layers
-    compute as if they had none, while the set keeps them; set_active_adapters(model, name)
-    puts them back."""
-    for n in [n for n in model.params if is_adapter_parameter(n)]:
-        if int(n.split(".")[2]) in layers:
-            del model.params[n]
+    """Take the active set's adapters out of the given layers, for ablations
+    (AdapterSets.disable_layers); set_active_adapters(model, name) puts them back."""
+    model.adapters.disable_layers(layers)
 
 
 def adapter_forward(module, name, x, activation):
     # x (B, T, C) -> x + up(act(down(x))) (B, T, C), through (B, T, M)
     forward, _ = ACTIVATIONS[activation]
-    h, down_cache = module._linear(x, name + ".down")
+    h, down_cache = module.linear(x, name + ".down")
     h, act_cache = forward(h)
-    y, up_cache = module._linear(h, name + ".up")
+    y, up_cache = module.linear(h, name + ".up")
     return x + y, (down_cache, act_cache, up_cache)
 
 
 def adapter_backward(module, name, dy, cache, activation):
     _, backward = ACTIVATIONS[activation]
     down_cache, act_cache, up_cache = cache
-    dh = backward(module._linear_backward(dy, up_cache, name + ".up"), act_cache)
-    return dy + module._linear_backward(dh, down_cache, name + ".down")   # skip + bottleneck
+    dh = backward(module.linear_backward(dy, up_cache, name + ".up"), act_cache)
+    return dy + module.linear_backward(dh, down_cache, name + ".down")   # skip + bottleneck

@@ -14,21 +14,11 @@ import time
 
 import numpy as np
 
+from .named_models import config_of, folder_of, has_weights
+from .names import is_layernorm
+
 WORKLOADS = ("inference", "adapter_inference", "full_step", "adapter_step")
 WARMUP_STEPS = 2
-MODELS = {   # name -> (how to build it, config fields for a random model)
-    "minilm-l6": "pretrained",
-    "bert-base-random": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                             intermediate_size=3072),
-    "tiny-random": dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=256, max_position_embeddings=128),
-}
-
-
-def model_config(name):
-    from .checkpoint import read_config
-    from .config import BertConfig
-    return read_config(name) if MODELS[name] == "pretrained" else BertConfig(**MODELS[name])
 
 
 def count_flops(config, B, T, workload, adapter_size=64):
@@ -82,9 +72,8 @@ def minibert_workload(model_name, workload, B, T):
     from .model import BertModel
     from .optim import AdamW
     from .train import configure, train_step
-    config = model_config(model_name)
-    model = (BertModel.from_pretrained(model_name) if MODELS[model_name] == "pretrained"
-             else BertModel(config))
+    model = BertModel.from_pretrained(model_name, allow_random=True)
+    config = model.config
     batch = _batch(config, B, T)
     if workload.startswith("adapter"):
         add_adapters(model, size=64)
@@ -104,11 +93,10 @@ def torch_workload(model_name, workload, B, T):
     frozen parameter with requires_grad=False."""
     import torch
     import transformers
-    from .checkpoint import resolve
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
-    config = model_config(model_name)
-    if MODELS[model_name] == "pretrained":
-        model = transformers.BertModel.from_pretrained(str(resolve(model_name)),
+    config = config_of(model_name)
+    if has_weights(model_name):
+        model = transformers.BertModel.from_pretrained(str(folder_of(model_name)),
                                                        attn_implementation="eager")
     else:
         model = transformers.BertModel(transformers.BertConfig(**config.to_dict(),
@@ -119,7 +107,7 @@ def torch_workload(model_name, workload, B, T):
     params = list(model.parameters())
     if workload.startswith("adapter"):
         for name, p in model.named_parameters():
-            p.requires_grad_("LayerNorm" in name)
+            p.requires_grad_(is_layernorm(name))
         params = [p for p in model.parameters() if p.requires_grad]
         for layer in model.encoder.layer:
             for dropout in (layer.attention.output.dropout, layer.output.dropout):
@@ -194,7 +182,7 @@ def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_lengt
               "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
               "matmul_peak_gflops": peak, "models": {}}
     for model in models:
-        config = model_config(model)
+        config = config_of(model)
         rows = {}
         for workload in WORKLOADS:
             spec = {"model": model, "workload": workload, "batch_size": batch_size,

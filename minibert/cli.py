@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 
-from . import checkpoint, tasks
+from . import tasks
 from .accounting import format_table, parameter_table
-from .config import NAMED_CONFIGS, BertConfig
+from .config import BertConfig
+from .named_models import NAMED_MODELS, config_of
 from .runs import DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval, run_train
 from .train import METHODS
 from .gradcheck import check_gradients
@@ -15,7 +16,7 @@ from .heads import SequenceClassificationHead
 from .model import BertModel
 
 
-def gradcheck(args):
+def gradcheck_command(args):
     """Whole-model float64 gradient check of a small random BERT + classification head."""
     config = BertConfig(vocab_size=50, hidden_size=args.hidden_size, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=4 * args.hidden_size,
@@ -51,23 +52,16 @@ def gradcheck(args):
     return 0 if ok else 1
 
 
-def model_config(name_or_path):
-    """A config by architecture name (offline, no weights) or from a checkpoint folder."""
-    if name_or_path in NAMED_CONFIGS:
-        return BertConfig(**NAMED_CONFIGS[name_or_path])
-    return checkpoint.read_config(name_or_path)
-
-
-def params(args):
+def params_command(args):
     """Parameter counts per component and the share adapter tuning trains."""
-    table = parameter_table(model_config(args.model), args.adapter_size, args.leave_out,
+    table = parameter_table(config_of(args.model), args.adapter_size, args.leave_out,
                             args.num_labels)
     print(json.dumps({"model": args.model, **table}, indent=2) if args.json else
           f"{args.model}, adapter size {args.adapter_size}\n{format_table(table)}")
     return 0
 
 
-def train(args):
+def train_command(args):
     """Train on a task (adapters by default) and write results.json and the adapter file."""
     if args.resume:
         settings = resume_settings(args.resume)
@@ -85,7 +79,7 @@ def train(args):
     return 0
 
 
-def evaluate(args):
+def eval_command(args):
     """Score a base model + adapter file on the task's evaluation split."""
     results = run_eval(args.task, args.model, args.adapters, args.data_dir, args.batch_size,
                        args.max_seq_length, args.max_eval_examples, args.device)
@@ -95,7 +89,7 @@ def evaluate(args):
     return 0
 
 
-def bench(args):
+def bench_command(args):
     """Speed and memory of inference and training steps, beside PyTorch and the matmul peak."""
     from .bench import benchmark, format_report
     report = benchmark(args.models, args.batch_size, args.seq_length, args.repeats,
@@ -105,7 +99,7 @@ def bench(args):
     return 0
 
 
-def experiment(args):
+def experiment_command(args):
     """One of the paper's analyses: JSON of every score and a PNG figure; re-runs skip done work."""
     from .experiments import DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
     train_examples = (DEFAULT_TRAIN_EXAMPLES[args.name] if args.max_train_examples is None
@@ -139,23 +133,22 @@ def shared_run_arguments(parser, defaults):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("gradcheck", help=gradcheck.__doc__)
+    check = commands.add_parser("gradcheck", help=gradcheck_command.__doc__)
     check.add_argument("--device", default=None, help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
     check.add_argument("--layers", type=int, default=2)
     check.add_argument("--hidden-size", type=int, default=16)
     check.add_argument("--heads", type=int, default=4)
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--tol", type=float, default=1e-6)
-    count = commands.add_parser("params", help=params.__doc__)
+    count = commands.add_parser("params", help=params_command.__doc__)
     count.add_argument("--model", default="minilm-l6",
-                       help=f"a name ({', '.join(['minilm-l6', *NAMED_CONFIGS])}) or a folder "
-                            "with config.json")
+                       help=f"a name ({', '.join(NAMED_MODELS)}) or a folder with config.json")
     count.add_argument("--adapter-size", type=int, default=64)
     count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
     count.add_argument("--num-labels", type=int, default=2)
     count.add_argument("--json", action="store_true")
     defaults = RunSettings()
-    run = commands.add_parser("train", help=train.__doc__)
+    run = commands.add_parser("train", help=train_command.__doc__)
     run.add_argument("--task", default=defaults.task, help=", ".join(tasks.TASKS))
     run.add_argument("--method", default=defaults.method, choices=METHODS)
     run.add_argument("--adapter-size", type=int, default=defaults.adapter_size)
@@ -174,15 +167,16 @@ def main(argv=None):
     run.add_argument("--resume", metavar="DIR", default=None,
                      help="go on with the interrupted run in DIR (its settings are used)")
 
-    score = commands.add_parser("eval", help=evaluate.__doc__)
+    score = commands.add_parser("eval", help=eval_command.__doc__)
     score.add_argument("--task", required=True, help=", ".join(tasks.TASKS))
     score.add_argument("--adapters", required=True, help="an adapter file written by train")
     score.add_argument("--json", action="store_true")
     shared_run_arguments(score, defaults)
 
-    speed = commands.add_parser("bench", help=bench.__doc__)
+    speed = commands.add_parser("bench", help=bench_command.__doc__)
     speed.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base-random"],
-                       help="minilm-l6, bert-base-random, tiny-random")
+                       help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
+                            "architecture alone is timed with random weights")
     speed.add_argument("--batch-size", type=int, default=32)
     speed.add_argument("--seq-length", type=int, default=128)
     speed.add_argument("--repeats", type=int, default=3)
@@ -190,7 +184,7 @@ def main(argv=None):
     speed.add_argument("--json", action="store_true")
 
     from .experiments import DEFAULT_SETTINGS, DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
-    analysis = commands.add_parser("experiment", help=experiment.__doc__)
+    analysis = commands.add_parser("experiment", help=experiment_command.__doc__)
     analysis.add_argument("name", choices=list(EXPERIMENTS))
     analysis.add_argument("--out", default="runs/experiments")
     analysis.add_argument("--tasks", nargs="+", default=None,
@@ -208,8 +202,9 @@ def main(argv=None):
 
     args = parser.parse_args(argv)
     try:
-        return {"gradcheck": gradcheck, "params": params, "train": train, "eval": evaluate,
-                "bench": bench, "experiment": experiment}[args.command](args)
+        return {"gradcheck": gradcheck_command, "params": params_command, "train": train_command,
+                "eval": eval_command, "bench": bench_command,
+                "experiment": experiment_command}[args.command](args)
     except (ValueError, RuntimeError, OSError, KeyError) as e:   # TrainingDiverged is one too
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2

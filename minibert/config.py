@@ -72,15 +72,3 @@ class BertConfig:
 # hidden_act names used by Hugging Face checkpoints -> the GELU form minibert computes
 GELU_FORMS = {"gelu": "erf", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}
 
-
-# Architectures known by name, so parameter accounting works offline without any weights.
-NAMED_CONFIGS = {
-    "bert-base-uncased": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                              intermediate_size=3072),
-    "bert-large-uncased": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                               intermediate_size=4096),
-    "bert-base-cased": dict(vocab_size=28996, hidden_size=768, num_hidden_layers=12,
-                            num_attention_heads=12, intermediate_size=3072),
-    "bert-large-cased": dict(vocab_size=28996, hidden_size=1024, num_hidden_layers=24,
-                             num_attention_heads=16, intermediate_size=4096),
-}

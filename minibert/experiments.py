@@ -17,19 +17,18 @@ import dataclasses
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from . import tasks
 from .adapter_files import load_adapters
 from .adapters import disable_adapter_layers, set_active_adapters
-from .checkpoint import read_config, write_atomically
-from .heads import SequenceClassificationHead
+from .files import write_atomically
 from .model import BertModel
-from .resume import read_manifest
-from .runs import CHECKPOINT, evaluate, run_train, shuffled_batches
+from .named_models import config_of
+from .runs import CHECKPOINT, TaskData, build_model, evaluate, fit, new_head, run_train
 from .tokenizer import Tokenizer
-from .train import TrainSettings, configure, train
+from .train import configure
+from .training_checkpoint import read_manifest
 
 ADAPTER_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 INIT_STDS = tuple(10.0 ** e for e in range(-7, 1))
@@ -106,7 +105,7 @@ def _interrupted(settings):
 
 def tradeoff(out, base, task_names):
     """Score against trained parameters for every method, per task."""
-    L = read_config(base.model).num_hidden_layers
+    L = config_of(base.model).num_hidden_layers
     configs = ([("adapters", m, None) for m in ADAPTER_SIZES] +
                [("top-k", None, k) for k in range(1, L + 1)] +
                [("layernorm", None, None), ("head", None, None), ("full", None, None)])
@@ -122,7 +121,7 @@ def tradeoff(out, base, task_names):
             record.add(f"{task}/majority", {"task": task, "method": "majority",
                                             "score": majority_score(task, base)})
 
-    fig, axes = plt.subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
+    fig, axes = _subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
     for ax, task in zip(axes[0], task_names):
         runs = {key.split("/")[1]: r for key, r in record.data["runs"].items() if r["task"] == task}
         for prefix, style, label in (("adapters-", "o-", "adapters (size 1..256)"),
@@ -154,7 +153,7 @@ def init_scale(out, base, task_names):
         _run(record, key, dataclasses.replace(base, task=task, method="adapters",
                                               adapter_init_std=std,
                                               out=str(Path(out) / "init-scale" / f"std-{std:g}")))
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _subplots(figsize=(6, 4.5))
     points = sorted((r["settings"]["adapter_init_std"], r["score"])
                     for r in record.data["runs"].values())
     ax.plot(*zip(*points), "o-")
@@ -168,14 +167,12 @@ def init_scale(out, base, task_names):
 def majority_score(task, base):
     """The eval score of always predicting the most frequent training label (mean for
     regression), on the examples `base` selects."""
-    spec = tasks.get_task(task)
-    labels = np.array([e.label for e in tasks.load_examples(spec.name, spec.eval_split,
-                                                             base.data_dir, base.max_eval_examples)])
-    train_labels = [e.label for e in tasks.load_examples(spec.name, "train", base.data_dir,
-                                                         base.max_train_examples)]
-    constant = (np.mean(train_labels) if spec.labels is None
+    data = TaskData.load(dataclasses.replace(base, task=task))
+    labels = np.array([e.label for e in data.eval])
+    train_labels = [e.label for e in data.train]
+    constant = (np.mean(train_labels) if data.spec.labels is None
                 else np.bincount(np.asarray(train_labels, dtype=int)).argmax())
-    return tasks.compute_metrics(spec.name, np.full(len(labels), constant), labels)["score"]
+    return tasks.compute_metrics(data.spec.name, np.full(len(labels), constant), labels)["score"]
 
 
 def ablation(out, base, task_names):
@@ -207,14 +204,14 @@ def ablation(out, base, task_names):
     for i in range(L):
         for j in range(i, L):
             grid[i, j] = record[f"remove-{i}-{j}"]["score"]
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _subplots(figsize=(6, 5))
     image = ax.imshow(grid, cmap="viridis", origin="upper")
     for i in range(L):
         for j in range(i, L):
             ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
     ax.set_xlabel("last layer removed (j)")
     ax.set_ylabel("first layer removed (i)")
-    fig.colorbar(image, label=f"{spec.eval_split} {spec.score}")
+    fig.colorbar(image, ax=ax, label=f"{spec.eval_split} {spec.score}")
     ax.set_title(f"{task}: adapters of layers i..j removed after training; none removed "
                  f"{trained['score']:.3f},\nall removed {grid[0, L - 1]:.3f}, majority class "
                  f"{record['majority']['score']:.3f}\n({subsample_note(base)})", fontsize=8)
@@ -227,8 +224,7 @@ def sequential(out, base, task_names):
     record = Record(out, "sequential", {"base": dataclasses.asdict(base), "tasks": task_names,
                                         "subsampled": subsample_note(base)})
     tokenizer = Tokenizer.from_pretrained(base.model)
-    evals = {t: tasks.load_examples(t, tasks.get_task(t).eval_split, base.data_dir,
-                                    base.max_eval_examples) for t in task_names}
+    data = {t: TaskData.load(dataclasses.replace(base, task=t)) for t in task_names}
     # adapters: each task trains its own set; after each stage, all sets so far are scored on
     # one base model that carries them side by side
     model = BertModel.from_pretrained(base.model, device=base.device)
@@ -243,14 +239,14 @@ def sequential(out, base, task_names):
             if not record.done(key):
                 set_active_adapters(model, earlier)
                 record.add(key, {"stage": stage, "task": earlier, "score": evaluate(
-                    model, heads[earlier], tokenizer, earlier, evals[earlier], base.batch_size,
-                    base.max_seq_length)["score"]})
+                    model, heads[earlier], tokenizer, earlier, data[earlier].eval,
+                    base.batch_size, base.max_seq_length)["score"]})
     # full fine-tuning: one model goes on from task to task, each with a head of its own
     if not all(record.done(f"full/after-{t}/{e}") for i, t in enumerate(task_names)
                for e in task_names[:i + 1]):          # a partial sequence is run again whole
-        _sequential_full(record, base, task_names, tokenizer, evals)
+        _sequential_full(record, base, task_names, tokenizer, data)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, method in zip(axes, ("adapters", "full")):
         for task in task_names:
             stages = [(i, record[f"{method}/after-{t}/{task}"]["score"])
@@ -265,25 +261,18 @@ def sequential(out, base, task_names):
     return _save_figure(fig, out, "sequential"), record.data
 
 
-def _sequential_full(record, base, task_names, tokenizer, evals):
-    model = BertModel.from_pretrained(base.model, device=base.device)
-    model.seed(base.seed)
+def _sequential_full(record, base, task_names, tokenizer, data):
+    model = build_model(dataclasses.replace(base, method="full"))
     heads = {}
     for stage, task in enumerate(task_names):
-        spec = tasks.get_task(task)
-        examples = tasks.load_examples(task, "train", base.data_dir, base.max_train_examples)
-        heads[task] = SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
-                                                 device=model.device, seed=base.seed)
+        heads[task] = new_head(model, data[task].spec, base.seed)
         configure(model, heads[task], "full")
-        train(model, heads[task],
-              lambda epoch, start: shuffled_batches(tokenizer, examples, base, epoch, start),
-              TrainSettings(lr=dataclasses.replace(base, method="full").learning_rate,
-                            epochs=base.epochs),
-              steps_per_epoch=-(-len(examples) // base.batch_size))
+        fit(model, heads[task], tokenizer, data[task].train,
+            dataclasses.replace(base, task=task, method="full"))
         for earlier in task_names[:stage + 1]:
             record.add(f"full/after-{task}/{earlier}", {"stage": stage, "task": earlier,
                        "score": evaluate(model, heads[earlier], tokenizer, earlier,
-                                         evals[earlier], base.batch_size,
+                                         data[earlier].eval, base.batch_size,
                                          base.max_seq_length)["score"]})
 
 
@@ -293,27 +282,34 @@ def _one_task(name, task_names):
     return task_names[0]
 
 
+def _subplots(*grid, figsize, **options):
+    """A figure and its axes, as pyplot.subplots gives them, through matplotlib's object API:
+    no global figure state to close afterwards. matplotlib is imported here, at the first
+    figure, so that the commands that draw nothing never load it."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
 def _save_figure(fig, out, name):
     path = Path(out) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
     return path
 
 
 EXPERIMENTS = {"tradeoff": tradeoff, "init-scale": init_scale, "ablation": ablation,
                "sequential": sequential}
-# the single-task analyses use SST-2: with 1,000 examples MRPC hardly leaves its majority-class
-# F1 (0.81 after 3 epochs of adapters), which would leave nothing to compare
+# The single-task analyses use SST-2: on 1,000 examples MRPC stays near its majority-class F1,
+# which leaves no differences to compare.
 DEFAULT_TASKS = {"tradeoff": ("SST-2", "MRPC"), "init-scale": ("SST-2",), "ablation": ("SST-2",),
                  "sequential": ("TREC-6", "SST-2", "MRPC")}
 
-# settings that keep each experiment within an hour on a 2-core CPU with minilm-l6; 3 epochs,
-# since 1 leaves adapters too few steps (SST-2 dev accuracy: 0.52, the majority class, for
-# sizes 1-8 after 1 epoch; 0.79 for size 64 after 3)
+# Subsampled so that each experiment finishes within an hour on a 2-core CPU with minilm-l6.
+# 3 epochs: fewer leave small adapters at the majority class.
 DEFAULT_SETTINGS = dict(max_eval_examples=400, max_seq_length=64, epochs=3)
-# tradeoff trains 18 configurations per task, twice as many runs as any other analysis: with
-# 1,000 examples its two tasks took about 90 minutes here, so it trains on half as many
+# tradeoff trains 18 configurations per task, twice as many as any other analysis, so it trains
+# on half as many examples.
 DEFAULT_TRAIN_EXAMPLES = {"tradeoff": 500, "init-scale": 1000, "ablation": 1000,
                           "sequential": 1000}

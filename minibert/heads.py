@@ -4,10 +4,18 @@ num_labels > 1: classification with softmax cross-entropy; num_labels == 1: regr
 (STS-B) with mean squared error -- the convention of Hugging Face's
 BertForSequenceClassification, whose parameter names ("classifier.*") the head shares.
 """
+from typing import NamedTuple
+
 from .backend import host_generator
 from .module import Module
 from .ops.dropout import dropout_backward, dropout_forward
 from .ops.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
+
+
+class HeadCache(NamedTuple):
+    dropout: tuple | None
+    linear: tuple
+    loss: tuple | None              # None when the forward had no labels
 
 
 class SequenceClassificationHead(Module):
@@ -31,10 +39,10 @@ class SequenceClassificationHead(Module):
         loss against labels (B,) when labels are given (else None)."""
         x, dropout_cache = dropout_forward(pooled, self.dropout_prob,
                                            self.rng if self.training else None)
-        logits, linear_cache = self._linear(x, "classifier")
+        logits, linear_cache = self.linear(x, "classifier")
         if self.is_regression:
             logits = logits[:, 0]
-        self._cache = (dropout_cache, linear_cache, None)
+        self._cache = HeadCache(dropout_cache, linear_cache, None)
         if labels is None:
             return logits, None
         labels = self._check_labels(labels, logits.shape[0])
@@ -42,20 +50,20 @@ class SequenceClassificationHead(Module):
             loss, loss_cache = mse_forward(logits, labels)
         else:
             loss, loss_cache = cross_entropy_forward(logits, labels)
-        self._cache = (dropout_cache, linear_cache, loss_cache)
+        self._cache = HeadCache(dropout_cache, linear_cache, loss_cache)
         return logits, loss
 
     def backward(self, dloss=1.0):
         """Backward of the last forward's loss -> self.grads; returns dpooled (B, C)."""
-        dropout_cache, linear_cache, loss_cache = self._cache
-        if loss_cache is None:
+        cache = self._cache
+        if cache.loss is None:
             raise RuntimeError("head.backward: the last forward had no labels, so there is no loss")
         if self.is_regression:
-            dlogits = mse_backward(dloss, loss_cache)[:, None]
+            dlogits = mse_backward(dloss, cache.loss)[:, None]
         else:
-            dlogits = cross_entropy_backward(dloss, loss_cache)
-        return dropout_backward(self._linear_backward(dlogits, linear_cache, "classifier"),
-                                dropout_cache)
+            dlogits = cross_entropy_backward(dloss, cache.loss)
+        return dropout_backward(self.linear_backward(dlogits, cache.linear, "classifier"),
+                                cache.dropout)
 
     def _check_labels(self, labels, B):
         labels = self.device.asarray(labels)

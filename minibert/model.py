@@ -3,11 +3,14 @@
 The forward keeps every op's cache; the backward walks the same ops in reverse, layer by
 layer, and accumulates gradients only for parameters that are not frozen.
 """
-from . import checkpoint
-from .adapters import adapter_backward, adapter_forward, set_active_adapters
+from typing import NamedTuple
+
+from . import named_models, pretrained
+from .adapters import AdapterSets, adapter_backward, adapter_forward
 from .backend import host_generator, to_host
 from .config import BertConfig
 from .module import Module
+from .names import is_layernorm, parse
 from .ops.activations import gelu_backward, gelu_forward, tanh_backward, tanh_forward
 from .ops.attention import attention_backward, attention_forward, mask_to_bias
 from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
@@ -39,6 +42,45 @@ def parameter_shapes(config):
     return shapes
 
 
+# What a forward pass keeps for the backward: each op's own cache, by the op's name. A dropout's
+# cache is None when dropout is off, an adapter's where the layer has none.
+class EmbeddingsCache(NamedTuple):
+    words: tuple
+    positions: tuple
+    token_types: tuple
+    layernorm: dict
+    dropout: tuple | None
+
+
+class LayerCache(NamedTuple):
+    query: tuple                      # the attention block, in order
+    key: tuple
+    value: tuple
+    attention: dict                   # its "probs" (B, H, T, T) are the attention maps
+    attention_output: tuple           # the block's output projection
+    attention_dropout: tuple | None
+    attention_adapter: tuple | None
+    attention_layernorm: dict         # after the residual add
+    intermediate: tuple               # the feed-forward block, in order: C -> F
+    gelu: dict
+    output: tuple                     # F -> C
+    output_dropout: tuple | None
+    output_adapter: tuple | None
+    output_layernorm: dict
+
+
+class PoolerCache(NamedTuple):
+    dense: tuple
+    tanh: object                      # tanh's output (B, C)
+
+
+class ForwardCache(NamedTuple):
+    embeddings: EmbeddingsCache
+    layers: list                      # a LayerCache per layer
+    pooler: PoolerCache
+    shape: tuple                      # (B, T, C) of the sequence output
+
+
 class BertModel(Module):
     def __init__(self, config, device=None, dtype="float32", seed=0):
         super().__init__(device, dtype, seed)
@@ -47,27 +89,26 @@ class BertModel(Module):
         init = host_generator(seed)
         xp = self.device.xp
         for name, shape in parameter_shapes(self.config).items():
-            if name.endswith("LayerNorm.weight"):
+            if is_layernorm(name) and name.endswith(".weight"):
                 self.params[name] = xp.ones(shape, dtype=dtype)
-            elif name.endswith("bias"):
+            elif name.endswith(".bias"):
                 self.params[name] = xp.zeros(shape, dtype=dtype)
             else:
                 self.params[name] = self._normal(init, shape, self.config.initializer_range)
         self.params["embeddings.word_embeddings.weight"][self.config.pad_token_id] = 0
-        self.adapter_sets = {}          # name -> AdapterSet (see adapters.py)
-        self.active_adapters = None     # the set in use, None for the plain base model
-        self.base_layernorms = {}       # the base model's LayerNorm arrays while a set is active
-        self._cache = None              # the last forward's caches, which backward walks
-
-    @property
-    def adapter_config(self):
-        return None if self.active_adapters is None else self.adapter_sets[self.active_adapters].config
+        self.adapters = AdapterSets(self)   # named adapter sets and the active one
+        self._cache = None                  # the last forward's caches, which backward walks
 
     @classmethod
-    def from_pretrained(cls, name_or_path, device=None, dtype="float32"):
-        """A pretrained BERT: a name ("minilm-l6"), a Hugging Face-format folder or a hub id."""
-        config, tensors = checkpoint.read_pretrained(name_or_path)
-        checkpoint.check_tensors(tensors, parameter_shapes(config), source=str(name_or_path))
+    def from_pretrained(cls, name_or_path, device=None, dtype="float32", allow_random=False):
+        """A pretrained BERT: a name ("minilm-l6"), a Hugging Face-format folder or a hub id.
+
+        allow_random=True also takes an architecture alone (a name such as "bert-base-random",
+        or a folder holding only config.json) and gives it randomly initialised weights."""
+        if allow_random and not named_models.has_weights(name_or_path):
+            return cls(named_models.config_of(name_or_path), device=device, dtype=dtype)
+        config, tensors = pretrained.read_pretrained(named_models.folder_of(name_or_path))
+        pretrained.check_tensors(tensors, parameter_shapes(config), source=str(name_or_path))
         model = cls(config, device=device, dtype=dtype)
         model.params = {name: model.device.asarray(tensors[name], dtype=dtype)
                         for name in model.params}
@@ -75,15 +116,14 @@ class BertModel(Module):
 
     def _convert(self, fn):
         # every array the model owns: the base (with its own LayerNorms) and each adapter set
-        active = self.active_adapters
-        set_active_adapters(self, None)
+        active = self.adapters.active
+        self.adapters.activate(None)
         super()._convert(fn)
-        for adapter_set in self.adapter_sets.values():
-            adapter_set.params = {n: fn(p) for n, p in adapter_set.params.items()}
-        set_active_adapters(self, active)
+        self.adapters.convert(fn)
+        self.adapters.activate(active)
 
     def save_pretrained(self, folder):
-        checkpoint.write_pretrained(folder, self.config, self.host_params())
+        pretrained.write_pretrained(folder, self.config, self.host_params())
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, keep_cache=True):
@@ -103,12 +143,13 @@ class BertModel(Module):
             if keep_cache:
                 layer_caches.append(cache)
         pooled, pooler_cache = self._pooler_forward(x)
-        self._cache = (embeddings_cache, layer_caches, pooler_cache, x.shape) if keep_cache else None
+        self._cache = (ForwardCache(embeddings_cache, layer_caches, pooler_cache, x.shape)
+                       if keep_cache else None)
         return x, pooled
 
     def attention_probs(self):
         """The attention maps of the last forward: one (B, H, T, T) array per layer."""
-        return [layer_cache[3]["probs"] for layer_cache in self._last_cache("attention_probs")[1]]
+        return [layer.attention["probs"] for layer in self._last_cache("attention_probs").layers]
 
     def _last_cache(self, caller):
         if self._cache is None:
@@ -124,119 +165,117 @@ class BertModel(Module):
             xp.arange(T)[None, :], p["embeddings.position_embeddings.weight"])    # (1, T, C)
         types, types_cache = embedding_forward(
             token_type_ids, p["embeddings.token_type_embeddings.weight"])
-        x, ln_cache = self._layernorm(words + positions + types, "embeddings.LayerNorm",
-                                      self.config.layer_norm_eps)
+        x, ln_cache = self.layernorm(words + positions + types, "embeddings.LayerNorm",
+                                     self.config.layer_norm_eps)
         x, dropout_cache = dropout_forward(x, self.config.hidden_dropout_prob, rng)
-        return x, (words_cache, positions_cache, types_cache, ln_cache, dropout_cache)
+        return x, EmbeddingsCache(words_cache, positions_cache, types_cache, ln_cache, dropout_cache)
 
     def layer_forward(self, l, x, mask_bias, rng=None):
         """Transformer layer l: x (B, T, C) -> (B, T, C), attention block then feed-forward
         block, each closed by residual + LayerNorm. mask_bias (B, 1, 1, T) from mask_to_bias."""
         cfg, p = self.config, f"encoder.layer.{l}."
-        q, q_cache = self._linear(x, p + "attention.self.query")
-        k, k_cache = self._linear(x, p + "attention.self.key")
-        v, v_cache = self._linear(x, p + "attention.self.value")
+        q, q_cache = self.linear(x, p + "attention.self.query")
+        k, k_cache = self.linear(x, p + "attention.self.key")
+        v, v_cache = self.linear(x, p + "attention.self.value")
         B, T, _ = x.shape
         keep = dropout_mask((B, cfg.num_attention_heads, T, T), cfg.attention_probs_dropout_prob,
                             rng, x.dtype)
         context, attn_cache = attention_forward(q, k, v, mask_bias, cfg.num_attention_heads, keep,
                                                 cfg.attention_probs_dropout_prob)
-        a, a_cache = self._linear(context, p + "attention.output.dense")
+        a, a_cache = self.linear(context, p + "attention.output.dense")
         a, a_drop = dropout_forward(a, cfg.hidden_dropout_prob, rng)
         a, a_adapter = self._adapter_forward(p + "attention.output.adapter", a)
-        h, h_ln = self._layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
+        h, h_ln = self.layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
 
-        i, i_cache = self._linear(h, p + "intermediate.dense")                  # (B, T, F)
+        i, i_cache = self.linear(h, p + "intermediate.dense")                  # (B, T, F)
         i, gelu_cache = gelu_forward(i, cfg.gelu_form)
-        o, o_cache = self._linear(i, p + "output.dense")                        # (B, T, C)
+        o, o_cache = self.linear(i, p + "output.dense")                        # (B, T, C)
         o, o_drop = dropout_forward(o, cfg.hidden_dropout_prob, rng)
         o, o_adapter = self._adapter_forward(p + "output.adapter", o)
-        y, y_ln = self._layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
-        return y, (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
-                   i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln)
+        y, y_ln = self.layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
+        return y, LayerCache(q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter,
+                             h_ln, i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln)
 
     def _adapter_forward(self, name, x):
         # identity where this layer has no adapter (none active, or left out)
         if name + ".down.weight" not in self.params:
             return x, None
-        return adapter_forward(self, name, x, self.adapter_config.activation)
+        return adapter_forward(self, name, x, self.adapters.config.activation)
 
     def _adapter_backward(self, name, dy, cache):
         if cache is None:
             return dy
-        return adapter_backward(self, name, dy, cache, self.adapter_config.activation)
+        return adapter_backward(self, name, dy, cache, self.adapters.config.activation)
 
     def _pooler_forward(self, x):
         # the [CLS] position through tanh(dense): (B, T, C) -> (B, C)
-        z, dense_cache = self._linear(x[:, 0], "pooler.dense")
+        z, dense_cache = self.linear(x[:, 0], "pooler.dense")
         pooled, tanh_cache = tanh_forward(z)
-        return pooled, (dense_cache, tanh_cache)
+        return pooled, PoolerCache(dense_cache, tanh_cache)
 
     # ------------------------------------------------------------------ backward
     def backward(self, dseq=None, dpooled=None):
         """Gradients of a scalar loss w.r.t. the outputs of the last forward -> self.grads.
 
         Backpropagation stops below the lowest layer that holds a trainable parameter."""
-        embeddings_cache, layer_caches, pooler_cache, shape = self._last_cache("backward")
-        xp = self.device.xp
-        dx = xp.zeros(shape, dtype=self.dtype) if dseq is None else xp.array(dseq, dtype=self.dtype)
+        cache, xp = self._last_cache("backward"), self.device.xp
+        dx = (xp.zeros(cache.shape, dtype=self.dtype) if dseq is None
+              else xp.array(dseq, dtype=self.dtype))
         if dpooled is not None:
             dpooled = self.device.asarray(dpooled, dtype=self.dtype)
-            dx[:, 0] += self._pooler_backward(dpooled, pooler_cache)
+            dx[:, 0] += self._pooler_backward(dpooled, cache.pooler)
         lowest = self._lowest_trainable_layer()
         for l in reversed(range(max(lowest, 0), self.config.num_hidden_layers)):
-            dx = self.layer_backward(l, dx, layer_caches[l], input_grad=l > lowest)
+            dx = self.layer_backward(l, dx, cache.layers[l], input_grad=l > lowest)
         if lowest == -1:
-            self._embeddings_backward(dx, embeddings_cache)
+            self._embeddings_backward(dx, cache.embeddings)
 
     def _lowest_trainable_layer(self):
         # -1: the embeddings learn; l: layer l is the lowest that learns; L: only the pooler
-        for name in self.trainable_names():
-            if name.startswith("embeddings."):
-                return -1
-        layers = [int(n.split(".")[2]) for n in self.trainable_names() if n.startswith("encoder.")]
-        return min(layers, default=self.config.num_hidden_layers)
+        trainable = [parse(name) for name in self.trainable_names()]
+        if any(name.site == "embeddings" for name in trainable):
+            return -1
+        return min((name.layer for name in trainable if name.layer is not None),
+                   default=self.config.num_hidden_layers)
 
     def _pooler_backward(self, dpooled, cache):
-        dense_cache, tanh_cache = cache
-        return self._linear_backward(tanh_backward(dpooled, tanh_cache), dense_cache, "pooler.dense")
+        return self.linear_backward(tanh_backward(dpooled, cache.tanh), cache.dense, "pooler.dense")
 
     def layer_backward(self, l, dy, cache, input_grad=True):
         """dy (B, T, C) -> dx (B, T, C) (None when input_grad is False); layer l's parameter
         gradients accumulate in self.grads."""
         p = f"encoder.layer.{l}."
-        (q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter, h_ln,
-         i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln) = cache
-        dsum = self._layernorm_backward(dy, y_ln, p + "output.LayerNorm")       # d(o + h)
-        do = self._adapter_backward(p + "output.adapter", dsum, o_adapter)
-        do = dropout_backward(do, o_drop)
-        di = self._linear_backward(do, o_cache, p + "output.dense")
-        di = gelu_backward(di, gelu_cache)
-        dh = dsum + self._linear_backward(di, i_cache, p + "intermediate.dense")
+        dsum = self.layernorm_backward(dy, cache.output_layernorm,
+                                       p + "output.LayerNorm")                   # d(o + h)
+        do = self._adapter_backward(p + "output.adapter", dsum, cache.output_adapter)
+        do = dropout_backward(do, cache.output_dropout)
+        di = self.linear_backward(do, cache.output, p + "output.dense")
+        di = gelu_backward(di, cache.gelu)
+        dh = dsum + self.linear_backward(di, cache.intermediate, p + "intermediate.dense")
 
-        dsum = self._layernorm_backward(dh, h_ln, p + "attention.output.LayerNorm")  # d(a + x)
-        da = self._adapter_backward(p + "attention.output.adapter", dsum, a_adapter)
-        da = dropout_backward(da, a_drop)
-        dcontext = self._linear_backward(da, a_cache, p + "attention.output.dense")
-        dq, dk, dv = attention_backward(dcontext, attn_cache)
+        dsum = self.layernorm_backward(dh, cache.attention_layernorm,
+                                       p + "attention.output.LayerNorm")         # d(a + x)
+        da = self._adapter_backward(p + "attention.output.adapter", dsum, cache.attention_adapter)
+        da = dropout_backward(da, cache.attention_dropout)
+        dcontext = self.linear_backward(da, cache.attention_output, p + "attention.output.dense")
+        dq, dk, dv = attention_backward(dcontext, cache.attention)
         # the layer's input feeds q, k, v and the residual; below the lowest learning layer
         # its gradient is not needed and the three dx products are skipped
         dx = dsum if input_grad else None
-        for dout, op_cache, name in ((dq, q_cache, "query"), (dk, k_cache, "key"),
-                                     (dv, v_cache, "value")):
-            d = self._linear_backward(dout, op_cache, p + "attention.self." + name, input_grad)
+        for dout, op_cache, name in ((dq, cache.query, "query"), (dk, cache.key, "key"),
+                                     (dv, cache.value, "value")):
+            d = self.linear_backward(dout, op_cache, p + "attention.self." + name, input_grad)
             if input_grad:
                 dx = dx + d
         return dx
 
     def _embeddings_backward(self, dx, cache):
-        words_cache, positions_cache, types_cache, ln_cache, dropout_cache = cache
-        dsum = self._layernorm_backward(dropout_backward(dx, dropout_cache), ln_cache,
-                                        "embeddings.LayerNorm")
+        dsum = self.layernorm_backward(dropout_backward(dx, cache.dropout), cache.layernorm,
+                                       "embeddings.LayerNorm")
         for name, op_cache, dout, padding_idx in (
-                ("word_embeddings", words_cache, dsum, self.config.pad_token_id),
-                ("position_embeddings", positions_cache, dsum.sum(axis=0, keepdims=True), None),
-                ("token_type_embeddings", types_cache, dsum, None)):
+                ("word_embeddings", cache.words, dsum, self.config.pad_token_id),
+                ("position_embeddings", cache.positions, dsum.sum(axis=0, keepdims=True), None),
+                ("token_type_embeddings", cache.token_types, dsum, None)):
             name = f"embeddings.{name}.weight"
             if self.trainable(name):
                 self.accumulate(name, embedding_backward(dout, op_cache, padding_idx))

@@ -89,15 +89,19 @@ class Module:
         names = self.params if names is None else names
         return sum(int(self.params[n].size) for n in names)
 
-    # --- ops on named parameters: a frozen weight or bias gets no gradient computed ---
-    def _linear(self, x, name):
+    # --- building blocks: the ops of ops/linear.py and ops/layernorm.py on the parameters
+    # `name`.weight and `name`.bias; a frozen weight or bias gets no gradient computed ---
+    def linear(self, x, name):
+        """x (..., in) -> (x W^T + b (..., out), cache) with W, b the parameters `name`.*."""
         y, cache = linear_forward(x, self.params[name + ".weight"], self.params[name + ".bias"])
         # the input serves only dW: for a frozen weight it is not kept (memory adapters save)
         if not self.trainable(name + ".weight"):
             cache = {**cache, "x": None}
         return y, cache
 
-    def _linear_backward(self, dy, cache, name, input_grad=True):
+    def linear_backward(self, dy, cache, name, input_grad=True):
+        """dy (..., out) -> dx (..., in) (None when input_grad is False); the gradients of the
+        trainable ones of `name`.weight and `name`.bias accumulate in self.grads."""
         if cache["x"] is None and self.trainable(name + ".weight"):
             raise RuntimeError(f"{name}.weight was unfrozen after the forward pass, which kept no "
                                "input for its gradient; run the forward pass again")
@@ -107,10 +111,12 @@ class Module:
         self._accumulate_pair(name, dweight, dbias)
         return dx
 
-    def _layernorm(self, x, name, eps):
+    def layernorm(self, x, name, eps):
+        """x (..., C) -> (LayerNorm(x) with gain `name`.weight and bias `name`.bias, cache)."""
         return layernorm_forward(x, self.params[name + ".weight"], self.params[name + ".bias"], eps)
 
-    def _layernorm_backward(self, dy, cache, name):
+    def layernorm_backward(self, dy, cache, name):
+        """dy (..., C) -> dx (..., C); the trainable ones of `name`.* accumulate gradients."""
         dx, dweight, dbias = layernorm_backward(dy, cache, self.trainable(name + ".weight"),
                                                 self.trainable(name + ".bias"))
         self._accumulate_pair(name, dweight, dbias)

@@ -4,11 +4,12 @@ warmup then linear decay, and clipping of the global gradient norm.
 Optimizer state exists only for parameters that receive gradients, so a frozen base model
 costs no optimizer memory or work.
 """
+from .names import is_layernorm
 
 
 def no_weight_decay(name):
     """BERT's rule: biases and LayerNorm parameters are not decayed."""
-    return name.endswith("bias") or "LayerNorm" in name
+    return name.endswith(".bias") or is_layernorm(name)
 
 
 def linear_warmup_decay(step, total_steps, warmup_fraction=0.1):

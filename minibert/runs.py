@@ -1,8 +1,10 @@
 """A run on a real task, end to end: data -> tokenizer -> model (+ adapters) -> training ->
-evaluation -> results.json (+ the adapter file). `minibert train` and `minibert eval` call it.
+evaluation -> results.json (+ the adapter file). `minibert train` and `minibert eval` call it;
+the experiments build their runs from the same steps.
 """
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import signal
@@ -13,12 +15,13 @@ from tqdm import tqdm
 
 from . import tasks
 from .adapter_files import load_adapters, save_adapters
-from .adapters import add_adapters, is_adapter_parameter
-from .checkpoint import write_atomically
+from .adapters import add_adapters
+from .files import write_atomically
 from .heads import SequenceClassificationHead
 from .model import BertModel
-from .resume import load_checkpoint, read_manifest, save_checkpoint
+from .names import is_adapter
 from .tokenizer import Tokenizer
+from .training_checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from .train import Progress, TrainSettings, configure, make_optimizer, train
 
 # learning rates that work for each method on minilm-l6 (adapters and small parts need more)
@@ -48,6 +51,43 @@ class RunSettings:
     @property
     def learning_rate(self):
         return DEFAULT_LR[self.method] if self.lr is None else self.lr
+
+    def train_settings(self):
+        return TrainSettings(lr=self.learning_rate, epochs=self.epochs)
+
+
+@dataclasses.dataclass
+class TaskData:
+    """A task and the training and evaluation examples the settings select from it."""
+    spec: tasks.Task
+    train: list
+    eval: list
+
+    @classmethod
+    def load(cls, settings):
+        spec = tasks.get_task(settings.task)
+        return cls(spec, tasks.load_examples(spec.name, "train", settings.data_dir,
+                                             settings.max_train_examples),
+                   tasks.load_examples(spec.name, spec.eval_split, settings.data_dir,
+                                       settings.max_eval_examples))
+
+
+def build_model(settings):
+    """The pretrained model of the settings, its dropout seeded; for the adapters method, with a
+    fresh adapter set named after the task."""
+    model = BertModel.from_pretrained(settings.model, device=settings.device)
+    model.seed(settings.seed)
+    if settings.method == "adapters":
+        add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
+                     name=tasks.get_task(settings.task).name, seed=settings.seed)
+    return model
+
+
+def new_head(model, spec, seed):
+    """A freshly initialised head for the task on the model's pooled output."""
+    return SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
+                                      model.config.hidden_dropout_prob, device=model.device,
+                                      seed=seed)
 
 
 def make_batches(tokenizer, examples, batch_size, max_length):
@@ -89,6 +129,17 @@ def evaluate(model, head, tokenizer, task, examples, batch_size=32, max_length=1
     return tasks.compute_metrics(task, predictions, np.array([e.label for e in examples]))
 
 
+def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=None, on_step=None,
+        on_epoch=None):
+    """train.train on the examples with the settings' learning rate, epochs, batch size and
+    shuffling seed; returns the progress."""
+    def epoch_batches(epoch, start):
+        return shuffled_batches(tokenizer, examples, settings, epoch, start)
+    return train(model, head, epoch_batches, settings.train_settings(),
+                 math.ceil(len(examples) / settings.batch_size), optimizer, progress, on_step,
+                 on_epoch)
+
+
 CHECKPOINT = "checkpoint.safetensors"
 
 
@@ -115,6 +166,107 @@ def resume_settings(out):
     return RunSettings(**read_manifest(Path(out) / CHECKPOINT)["extra"]["settings"])
 
 
+class Run:
+    """A training run on a task: its model, head and optimizer, where it stands (progress), its
+    score after each epoch (history), and its checkpoint in the output folder, which holds all of
+    these so that the run can stop and go on."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.out = Path(settings.out)
+        self.checkpoint = self.out / CHECKPOINT
+        self.data = TaskData.load(settings)
+        self.tokenizer = Tokenizer.from_pretrained(settings.model)
+        self.model = build_model(settings)
+        self.head = new_head(self.model, self.data.spec, settings.seed)
+        configure(self.model, self.head, settings.method, settings.top_k)
+        self.optimizer = make_optimizer(self.model, self.head, settings.train_settings())
+        self.progress, self.history = Progress(), []
+
+    def resume(self):
+        """Go on from the checkpoint: parameters, optimizer, dropout generators, progress and
+        history as they were when it was written."""
+        self.progress, extra = load_checkpoint(self.checkpoint, self.model, self.head,
+                                               self.optimizer)
+        self.history = extra["history"]
+
+    def save_checkpoint(self):
+        save_checkpoint(self.checkpoint, self.model, self.head, self.optimizer, self.progress,
+                        {"settings": dataclasses.asdict(self.settings), "history": self.history})
+
+    def train(self):
+        """Train to the last epoch with a progress bar; evaluate and checkpoint after each epoch
+        and checkpoint every settings.checkpoint_every steps. SIGINT or SIGTERM write a
+        checkpoint and raise Interrupted."""
+        settings = self.settings
+        total = settings.epochs * len(self.data.train)
+        # the bar counts examples, so its rate is the throughput in examples per second
+        bar = tqdm(total=total, desc=f"{self.data.spec.name} {settings.method}", unit="ex",
+                   disable=None, initial=min(self.progress.step * settings.batch_size, total))
+        with stop_requests() as requested:
+            try:
+                fit(self.model, self.head, self.tokenizer, self.data.train, settings,
+                    self.optimizer, self.progress,
+                    on_step=functools.partial(self._after_step, bar, requested),
+                    on_epoch=functools.partial(self._after_epoch, bar))
+            finally:
+                bar.close()
+
+    def _after_step(self, bar, requested, progress, loss, examples):
+        bar.set_postfix(loss=f"{loss:.4f}")
+        bar.update(examples)
+        every = self.settings.checkpoint_every
+        if requested or (every and progress.step % every == 0):
+            self.save_checkpoint()
+        if requested:
+            raise Interrupted(f"{requested[0]} at step {progress.step}: checkpoint written to "
+                              f"{self.checkpoint}; resume with: minibert train --resume {self.out}")
+
+    def _after_epoch(self, bar, epoch, seconds, mean_loss):
+        spec, settings = self.data.spec, self.settings
+        metrics = evaluate(self.model, self.head, self.tokenizer, spec.name, self.data.eval,
+                           settings.batch_size, settings.max_seq_length)
+        self.history.append({"epoch": epoch + 1, "train_loss": mean_loss,
+                             "train_seconds": seconds, "metrics": metrics})
+        bar.write(f"epoch {epoch + 1}: train loss {mean_loss:.4f} ({seconds:.0f} s), "
+                  f"{spec.eval_split} " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        self.save_checkpoint()
+
+    def results(self):
+        """The results.json of the finished run."""
+        settings, spec, model, head = self.settings, self.data.spec, self.model, self.head
+        metrics = self.history[-1]["metrics"]
+        train_seconds = sum(h["train_seconds"] for h in self.history)
+        trained = model.num_params(model.trainable_names()) + head.num_params()
+        base = model.num_params([n for n in model.params if not is_adapter(n)])
+        return {
+            "task": spec.name, "method": settings.method,
+            "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
+            "metrics": metrics, "score": metrics["score"], "score_metric": spec.score,
+            "eval_split": spec.eval_split, "trained_params": trained,
+            "total_params": model.num_params() + head.num_params(),
+            "trained_percent_of_base": 100.0 * trained / base,
+            "train_seconds": train_seconds,
+            "seconds_per_epoch": train_seconds / settings.epochs,
+            "examples_per_second": settings.epochs * len(self.data.train) / train_seconds,
+            "train_examples": len(self.data.train), "eval_examples": len(self.data.eval),
+            "seed": settings.seed, "learning_rate": settings.learning_rate,
+            "settings": dataclasses.asdict(settings), "history": self.history,
+        }
+
+    def finish(self):
+        """Write the adapter file (method adapters) and results.json, each atomically, then
+        remove the checkpoint. Returns the results."""
+        if self.settings.method == "adapters":
+            save_adapters(self.model, self.out / "adapter.safetensors", self.head,
+                          task=self.data.spec.name)
+        results = self.results()
+        write_atomically(self.out / "results.json", lambda tmp: Path(tmp).write_text(
+            json.dumps(results, indent=2) + "\n", "utf-8"))
+        self.checkpoint.unlink()
+        return results
+
+
 def run_train(settings, resume=False):
     """Train, evaluate after each epoch, write results.json (and adapter.safetensors).
 
@@ -122,95 +274,16 @@ def run_train(settings, resume=False):
     settings.checkpoint_every steps, and on SIGINT/SIGTERM); resume=True goes on from it, and
     the run then ends exactly as an uninterrupted one would. It is removed once results.json
     is written."""
-    spec = tasks.get_task(settings.task)
-    out = Path(settings.out)
-    checkpoint_path = out / CHECKPOINT
-    if not resume and checkpoint_path.exists():
-        raise ValueError(f"{checkpoint_path}: an interrupted run is here; resume it with "
-                         f"minibert train --resume {out}, or choose another --out")
-    train_examples = tasks.load_examples(spec.name, "train", settings.data_dir,
-                                         settings.max_train_examples)
-    eval_examples = tasks.load_examples(spec.name, spec.eval_split, settings.data_dir,
-                                        settings.max_eval_examples)
-    tokenizer = Tokenizer.from_pretrained(settings.model)
-    model = BertModel.from_pretrained(settings.model, device=settings.device)
-    model.seed(settings.seed)
-    if settings.method == "adapters":
-        add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
-                     name=spec.name, seed=settings.seed)
-    head = SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
-                                      model.config.hidden_dropout_prob, device=model.device,
-                                      seed=settings.seed)
-    configure(model, head, settings.method, settings.top_k)
-    train_settings = TrainSettings(lr=settings.learning_rate, epochs=settings.epochs)
-    optimizer = make_optimizer(model, head, train_settings)
-    progress, history = Progress(), []
+    checkpoint = Path(settings.out) / CHECKPOINT
+    if not resume and checkpoint.exists():
+        raise ValueError(f"{checkpoint}: an interrupted run is here; resume it with "
+                         f"minibert train --resume {settings.out}, or choose another --out")
+    run = Run(settings)
     if resume:
-        progress, extra = load_checkpoint(checkpoint_path, model, head, optimizer)
-        history = extra["history"]
-    out.mkdir(parents=True, exist_ok=True)
-
-    def save():
-        save_checkpoint(checkpoint_path, model, head, optimizer, progress,
-                        {"settings": dataclasses.asdict(settings), "history": history})
-
-    steps_per_epoch = math.ceil(len(train_examples) / settings.batch_size)
-    bar = tqdm(total=settings.epochs * len(train_examples), desc=f"{spec.name} {settings.method}",
-               unit="ex", disable=None,      # its rate is the throughput in examples per second
-               initial=min(progress.step * settings.batch_size,
-                           settings.epochs * len(train_examples)))
-
-    with stop_requests() as requested:
-        def on_step(progress, loss, examples):
-            bar.set_postfix(loss=f"{loss:.4f}")
-            bar.update(examples)
-            every = settings.checkpoint_every
-            if requested or (every and progress.step % every == 0):
-                save()
-            if requested:
-                raise Interrupted(f"{requested[0]} at step {progress.step}: checkpoint written to "
-                                  f"{checkpoint_path}; resume with: minibert train --resume {out}")
-
-        def on_epoch(epoch, seconds, mean_loss):
-            metrics = evaluate(model, head, tokenizer, spec.name, eval_examples,
-                               settings.batch_size, settings.max_seq_length)
-            history.append({"epoch": epoch + 1, "train_loss": mean_loss,
-                            "train_seconds": seconds, "metrics": metrics})
-            bar.write(f"epoch {epoch + 1}: train loss {mean_loss:.4f} ({seconds:.0f} s), "
-                      f"{spec.eval_split} " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            save()
-
-        try:
-            train(model, head, lambda epoch, start: shuffled_batches(
-                tokenizer, train_examples, settings, epoch, start), train_settings,
-                steps_per_epoch, optimizer, progress, on_step, on_epoch)
-        finally:
-            bar.close()
-
-    if settings.method == "adapters":
-        save_adapters(model, out / "adapter.safetensors", head, task=spec.name)
-    metrics = history[-1]["metrics"]
-    train_seconds = sum(h["train_seconds"] for h in history)
-    trained = model.num_params(model.trainable_names()) + head.num_params()
-    base = model.num_params([n for n in model.params if not is_adapter_parameter(n)])
-    results = {
-        "task": spec.name, "method": settings.method,
-        "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
-        "metrics": metrics, "score": metrics["score"], "score_metric": spec.score,
-        "eval_split": spec.eval_split, "trained_params": trained,
-        "total_params": model.num_params() + head.num_params(),
-        "trained_percent_of_base": 100.0 * trained / base,
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / settings.epochs,
-        "examples_per_second": settings.epochs * len(train_examples) / train_seconds,
-        "train_examples": len(train_examples), "eval_examples": len(eval_examples),
-        "seed": settings.seed, "learning_rate": settings.learning_rate,
-        "settings": dataclasses.asdict(settings), "history": history,
-    }
-    write_atomically(out / "results.json", lambda tmp: Path(tmp).write_text(
-        json.dumps(results, indent=2) + "\n", "utf-8"))
-    checkpoint_path.unlink()
-    return results
+        run.resume()
+    run.out.mkdir(parents=True, exist_ok=True)
+    run.train()
+    return run.finish()
 
 
 def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=128,

@@ -10,7 +10,7 @@ import numpy as np
 from tokenizers import Tokenizer as WordPieceBackend
 from tokenizers.implementations import BertWordPieceTokenizer
 
-from . import checkpoint
+from . import named_models
 
 SPECIAL_TOKENS = (("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("cls_token", "[CLS]"),
                   ("pad_token", "[PAD]"), ("mask_token", "[MASK]"))
@@ -30,7 +30,7 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, name_or_path):
         """The tokenizer of a checkpoint: a name ("minilm-l6"), a folder or a hub id."""
-        folder = checkpoint.resolve(name_or_path)
+        folder = named_models.folder_of(name_or_path)
         settings, config_file = {}, folder / "tokenizer_config.json"
         if config_file.is_file():
             try:

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import time
 
-from .adapters import is_adapter_parameter
+from .names import is_adapter, is_layernorm, layer_of, parse
 from .optim import AdamW, clip_global_norm, linear_warmup_decay
 
 METHODS = ("adapters", "full", "top-k", "layernorm", "head")
@@ -27,17 +27,17 @@ def configure(model, head, method, top_k=None):
     if method not in METHODS:
         raise ValueError(f"method: expected one of {list(METHODS)}, found {method!r}")
     L = model.config.num_hidden_layers
-    if method == "adapters" and model.active_adapters is None:
+    if method == "adapters" and model.adapters.active is None:
         raise ValueError("method 'adapters': the model has no active adapters; "
                          "call minibert.add_adapters(model, size=...) first")
     if method == "top-k" and not (isinstance(top_k, int) and 1 <= top_k <= L):
         raise ValueError(f"top_k: expected an integer in [1, {L}] for method 'top-k', found {top_k!r}")
     learns = {
-        "adapters": lambda n: is_adapter_parameter(n) or "LayerNorm" in n,
+        "adapters": lambda n: is_adapter(n) or is_layernorm(n),
         "full": lambda n: True,
-        "top-k": lambda n: n.startswith("pooler.") or (
-            n.startswith("encoder.layer.") and int(n.split(".")[2]) >= L - (top_k or 0)),
-        "layernorm": lambda n: "LayerNorm" in n,
+        "top-k": lambda n: parse(n).site == "pooler" or (
+            layer_of(n) is not None and layer_of(n) >= L - (top_k or 0)),
+        "layernorm": is_layernorm,
         "head": lambda n: False,
     }[method]
     model.unfreeze()

@@ -207,13 +207,13 @@ print(f"tiny model: C={C}, M={M}: {counted} parameters per adapter")
 
 # %%
 from minibert.accounting import format_table, parameter_table
-from minibert.config import NAMED_CONFIGS
+from minibert.named_models import config_of
 
 per_adapter = adapter_parameter_count(768, 64)
 print(f"one BERT-base adapter at M=64: {per_adapter:,d} parameters")
 assert per_adapter == 2 * 768 * 64 + 768 + 64 == 99_136
 
-base = minibert.BertConfig(**NAMED_CONFIGS["bert-base-uncased"])
+base = config_of("bert-base-uncased")
 table = parameter_table(base, adapter_size=64)
 assert table["adapters"] == 24 * 99_136
 print(format_table(table))
@@ -320,6 +320,6 @@ assert at_default < 1e-3
 #    the normal at $\pm 2\sigma$ (it shrinks the standard deviation to about $0.88\sigma$).
 #    Does the dashed line then fit better?
 # 4. With `parameter_table`, find the adapter size M at which BERT-large's adapters cost
-#    3.6% of the model, the paper's GLUE figure. (`NAMED_CONFIGS["bert-large-uncased"]`.)
+#    3.6% of the model, the paper's GLUE figure. (`config_of("bert-large-uncased")`.)
 # 5. Where else could the skip connection go? Write $y = W_u f(W_d x)$ without it, and explain
 #    why near-identity init would then be impossible.

@@ -23,7 +23,7 @@ from transformers import BertModel, BertTokenizerFast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))          # use the minibert of this checkout, installed or not
-from minibert import checkpoint         # noqa: E402
+from minibert import named_models       # noqa: E402
 
 OUTPUT = ROOT / "tests" / "fixtures" / "minilm_reference.npz"
 
@@ -78,7 +78,7 @@ def encode(tokenizer, texts, pairs, max_length):
 
 
 def main():
-    folder = checkpoint.resolve("minilm-l6")
+    folder = named_models.folder_of("minilm-l6")
     tokenizer = BertTokenizerFast.from_pretrained(folder)
     model = BertModel.from_pretrained(folder, attn_implementation="eager",
                                       dtype=torch.float32).eval()

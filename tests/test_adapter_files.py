@@ -15,7 +15,7 @@ def trained_setup(seed=0, **config):
     add_adapters(model, size=4, init_std=0.2, name="sst", seed=1)
     head = minibert.SequenceClassificationHead(8, 3, seed=2)
     rng = np.random.default_rng(3)            # stand-in for training: move every trained tensor
-    for p in list(model.adapter_sets["sst"].params.values()) + list(head.params.values()):
+    for p in list(model.adapters["sst"].params.values()) + list(head.params.values()):
         p += rng.standard_normal(p.shape).astype(p.dtype) * 0.1
     return model, head
 
@@ -30,12 +30,12 @@ def test_save_load_predict_is_identical_and_file_holds_only_task_tensors(tmp_pat
     path = tmp_path / "sst.safetensors"
     save_adapters(model, path, head, task="SST-2")
     names = set(safetensors.numpy.load_file(path))
-    assert names == set(model.adapter_sets["sst"].params) | {"classifier.weight", "classifier.bias"}
+    assert names == set(model.adapters["sst"].params) | {"classifier.weight", "classifier.bias"}
     assert not any(n.startswith(("embeddings.word", "pooler.")) or ".dense." in n for n in names)
 
     fresh = minibert.BertModel(tiny_config(), seed=0)
     loaded_head = load_adapters(fresh, path)
-    assert fresh.active_adapters == "SST-2" and loaded_head.num_labels == 3
+    assert fresh.adapters.active == "SST-2" and loaded_head.num_labels == 3
     np.testing.assert_array_equal(predict(fresh, loaded_head, batch), expected)
 
 

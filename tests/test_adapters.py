@@ -8,9 +8,10 @@ from minibert import ops
 from minibert.accounting import parameter_table
 from minibert.adapters import (adapter_backward, adapter_forward, adapter_parameter_count,
                                add_adapters, set_active_adapters, truncated_normal)
-from minibert.config import NAMED_CONFIGS, BertConfig
+from minibert.config import BertConfig
 from minibert.gradcheck import assert_gradients, random_projection
 from minibert.model import parameter_shapes
+from minibert.named_models import config_of
 from minibert.train import METHODS, TrainSettings, configure, train
 
 from conftest import head_loss_with_gradients, tiny_config
@@ -189,7 +190,7 @@ def test_adapted_model_moves_devices_and_dtypes(batch):
     ("bert-large-uncased", 2 * 1024 * 64 + 1024 + 64, 48 * (2 * 1024 * 64 + 1024 + 64)),
 ])
 def test_parameter_counts_of_bert_base_and_large(name, per_adapter, all_adapters):
-    config = BertConfig(**NAMED_CONFIGS[name])
+    config = config_of(name)
     table = parameter_table(config, adapter_size=64)
     assert table["per_adapter"] == per_adapter == adapter_parameter_count(config.hidden_size, 64)
     assert table["adapters"] == all_adapters

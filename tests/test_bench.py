@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from minibert.bench import WORKLOADS, count_flops, minibert_workload, model_config, torch_workload
+from minibert.bench import WORKLOADS, count_flops, minibert_workload, torch_workload
 from minibert.cli import main
+from minibert.named_models import config_of
 
 
 def test_bench_json_fields(capsys):
@@ -23,7 +24,7 @@ def test_bench_json_fields(capsys):
 
 def test_flop_count_of_bert_base_forward():
     # 12 layers x (8C^2 + 4CF) x 4096 tokens + attention 12 x 4TC x 4096 + pooler
-    config = model_config("bert-base-random")
+    config = config_of("bert-base-random")
     expected = 4096 * 12 * (8 * 768 ** 2 + 4 * 768 * 3072 + 4 * 128 * 768) + 32 * 2 * 768 ** 2
     assert count_flops(config, 32, 128, "inference") == expected
     assert count_flops(config, 32, 128, "adapter_step") < count_flops(config, 32, 128, "full_step")

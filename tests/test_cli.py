@@ -1,5 +1,8 @@
 """The `minibert` command."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from minibert.cli import main
 
@@ -25,3 +28,11 @@ def test_params_works_from_a_config_alone(tmp_path, capsys):
 def test_params_names_a_missing_model(tmp_path, capsys):
     assert main(["params", "--model", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_commands_that_draw_nothing_do_not_import_matplotlib():
+    code = ("import sys, minibert.cli; minibert.cli.main(['params', '--model', 'bert-base-uncased']); "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import minibert
-from minibert import checkpoint, experiments, runs
+from minibert import experiments, named_models, runs
 from minibert.runs import RunSettings
 
 from conftest import GLUE_DIR
@@ -24,7 +24,7 @@ def tiny_model(tmp_path_factory):
     config = minibert.BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                                  intermediate_size=32, max_position_embeddings=64)
     minibert.BertModel(config, seed=0).save_pretrained(folder)
-    shutil.copy(checkpoint.resolve("minilm-l6") / "vocab.txt", folder)
+    shutil.copy(named_models.folder_of("minilm-l6") / "vocab.txt", folder)
     return folder
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minibert import checkpoint
+from minibert import named_models
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 
@@ -49,7 +49,7 @@ def test_tokenizer_to_model_matches_transformers(model, reference):
 
 
 def test_config_disagreeing_with_weights_is_refused(tmp_path):
-    source = checkpoint.resolve("minilm-l6")
+    source = named_models.folder_of("minilm-l6")
     shutil.copy(source / "model.safetensors", tmp_path)
     fields = json.loads((source / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**fields, "vocab_size": 30000}))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert import checkpoint
+from minibert import named_models
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -22,7 +22,7 @@ def relative_error(ours, reference):
 def gradients():
     """(our gradients, torch's gradients, our loss, torch's loss) for one classification loss
     on a padded batch through minilm-l6 + a linear head, dropout off."""
-    folder = checkpoint.resolve("minilm-l6")
+    folder = named_models.folder_of("minilm-l6")
     enc = minibert.Tokenizer.from_pretrained(folder)(TEXTS)
     model = minibert.BertModel.from_pretrained(folder)
     head = minibert.SequenceClassificationHead(model.config.hidden_size, 3, seed=0)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minibert import checkpoint
+from minibert import named_models
 from minibert.tokenizer import Tokenizer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"   # scripts/make_reference.py
@@ -57,7 +57,7 @@ def test_model_inputs_match_bert_tokenizer_fast(tok, reference, case):
 def test_built_from_vocab_txt_matches(tmp_path, reference, with_config):
     # without tokenizer.json the pipeline is built from vocab.txt; without tokenizer_config.json
     # lowercasing follows the vocabulary, which is uncased
-    source = checkpoint.resolve("minilm-l6")
+    source = named_models.folder_of("minilm-l6")
     shutil.copy(source / "vocab.txt", tmp_path)
     if with_config:
         shutil.copy(source / "tokenizer_config.json", tmp_path)
@@ -77,7 +77,7 @@ def test_cased_vocab_keeps_case(tmp_path):
 
 def test_live_against_transformers(tok, reference):
     transformers = pytest.importorskip("transformers")
-    fast = transformers.BertTokenizerFast.from_pretrained(checkpoint.resolve("minilm-l6"))
+    fast = transformers.BertTokenizerFast.from_pretrained(named_models.folder_of("minilm-l6"))
     texts, _, _ = inputs(reference, "tokens.hard")
     long_text = " ".join(["word"] * 300)
     batches = [(texts, None, 128), (texts, texts[::-1], 128), ([long_text, "x"], None, 128),

