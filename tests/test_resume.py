@@ -31,6 +31,13 @@ def without_timings(results):
     return results
 
 
+def assert_same_tensors(path_a, path_b):
+    a, b = safetensors.numpy.load_file(path_a), safetensors.numpy.load_file(path_b)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 def interrupt_at_step(monkeypatch, step):
     """Send this process a real SIGINT during optimizer step `step`."""
     calls = []
@@ -68,14 +75,15 @@ def test_interrupted_run_resumes_to_the_same_end(uninterrupted, tmp_path, monkey
     assert without_timings(resumed) == without_timings(whole)
     assert not (out / CHECKPOINT).exists()                    # removed once results are written
     if method == "adapters":
-        a = safetensors.numpy.load_file(out / "adapter.safetensors")
-        b = safetensors.numpy.load_file(whole_out / "adapter.safetensors")
-        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        assert_same_tensors(out / "adapter.safetensors", whole_out / "adapter.safetensors")
 
 
-def test_same_seed_gives_the_same_results_json(uninterrupted, tmp_path):
-    _, whole = uninterrupted
+def test_same_seed_gives_the_same_results_and_adapter_file(uninterrupted, tmp_path):
+    """The one determinism retrain: two epochs from the same seed give the same results.json
+    (every metric, the per-epoch history) and the same adapter tensors, bit for bit."""
+    whole_out, whole = uninterrupted
     assert without_timings(run_train(settings(tmp_path))) == without_timings(whole)
+    assert_same_tensors(tmp_path / "adapter.safetensors", whole_out / "adapter.safetensors")
 
 
 def test_a_pending_checkpoint_is_never_overwritten_by_a_new_run(tmp_path, monkeypatch, capsys):
