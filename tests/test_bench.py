@@ -54,6 +54,7 @@ def check_report(report, models, with_torch):
             else None), model
 
 
+@pytest.mark.slow
 def test_report_of_two_models(capsys):
     models = ["tiny-random", "minilm-l6"]
     check_report(run_bench(capsys, models, with_torch=False), models, False)

@@ -8,6 +8,7 @@ from minibert import checkpoint
 
 from closeness import assert_close
 
+pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

@@ -57,6 +57,7 @@ def uninterrupted(tmp_path_factory):
     return out, run_train(settings(out))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, stop_at", [("adapters", 3), ("full", 7)])   # epoch 1, epoch 2
 def test_interrupted_run_resumes_to_the_same_end(uninterrupted, tmp_path, monkeypatch, method,
                                                  stop_at):
@@ -78,6 +79,7 @@ def test_interrupted_run_resumes_to_the_same_end(uninterrupted, tmp_path, monkey
         assert_same_tensors(out / "adapter.safetensors", whole_out / "adapter.safetensors")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_results_and_adapter_file(uninterrupted, tmp_path):
     """The one determinism retrain: two epochs from the same seed give the same results.json
     (every metric, the per-epoch history) and the same adapter tensors, bit for bit."""
@@ -86,6 +88,7 @@ def test_same_seed_gives_the_same_results_and_adapter_file(uninterrupted, tmp_pa
     assert_same_tensors(tmp_path / "adapter.safetensors", whole_out / "adapter.safetensors")
 
 
+@pytest.mark.slow
 def test_a_pending_checkpoint_is_never_overwritten_by_a_new_run(tmp_path, monkeypatch, capsys):
     interrupt_at_step(monkeypatch, 2)
     with pytest.raises(Interrupted):
@@ -97,6 +100,7 @@ def test_a_pending_checkpoint_is_never_overwritten_by_a_new_run(tmp_path, monkey
     assert (tmp_path / CHECKPOINT).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoints_are_refused_by_name(tmp_path, monkeypatch):
     interrupt_at_step(monkeypatch, 2)
     with pytest.raises(Interrupted):
@@ -124,6 +128,7 @@ def test_corrupted_checkpoints_are_refused_by_name(tmp_path, monkeypatch):
         run_train(settings(tmp_path), resume=True)
 
 
+@pytest.mark.slow
 def test_full_disk_or_read_only_folder_keeps_earlier_results(uninterrupted, tmp_path, monkeypatch,
                                                             capsys):
     out, _ = uninterrupted
