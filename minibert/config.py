@@ -3,8 +3,13 @@ import dataclasses
 import json
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class BertConfig:
+    """The BERT fields of a config.json, as keywords: `BertConfig(**json.load(f))`. Like
+    transformers' BertConfig it takes every key a Hugging Face config.json carries: those that
+    are not BERT fields here (model_type, architectures, transformers_version, torch_dtype,
+    use_cache, ...) are kept in `extra`, written back by `to_dict` and change nothing; equality
+    compares the BERT fields only."""
     vocab_size: int = 30522
     hidden_size: int = 768            # C
     num_hidden_layers: int = 12       # L
@@ -18,6 +23,14 @@ class BertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
+    extra: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __init__(self, **fields):     # the dataclass's own __init__ would refuse unknown keys
+        for field in dataclasses.fields(self):
+            if field.init:
+                setattr(self, field.name, fields.pop(field.name, field.default))
+        self.extra = fields
+        self.__post_init__()
 
     def __post_init__(self):
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -35,6 +48,12 @@ class BertConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"BertConfig.{name}: expected a probability in [0, 1), "
                                  f"found {getattr(self, name)!r}")
+        # the one common key that would change the model's math: minibert has learned absolute
+        # positions only, so a relative-position checkpoint must not load as if it had them
+        position = self.extra.get("position_embedding_type", "absolute")
+        if position != "absolute":
+            raise ValueError(f"BertConfig.position_embedding_type: expected 'absolute', "
+                             f"found {position!r}")
 
     @property
     def head_size(self):              # D = C / H
@@ -46,10 +65,7 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, fields):
-        """Take the BERT fields of a config.json; other keys (architectures, model_type, ...) are kept
-        out of the config but are harmless."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in fields.items() if k in known})
+        return cls(**fields)
 
     @classmethod
     def from_json_file(cls, path):
@@ -66,7 +82,9 @@ class BertConfig:
             raise ValueError(f"{path}: {e}") from None
 
     def to_dict(self):
-        return {"model_type": "bert", "architectures": ["BertModel"], **dataclasses.asdict(self)}
+        """A config.json's fields: the extra keys as read, then what minibert writes, a BertModel."""
+        bert = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return {**self.extra, "model_type": "bert", "architectures": ["BertModel"], **bert}
 
 
 # hidden_act names used by Hugging Face checkpoints -> the GELU form minibert computes

@@ -41,6 +41,7 @@ def rerun_runs_nothing(monkeypatch, name, out, settings, task_names):
     experiments.EXPERIMENTS[name](out, settings, task_names)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, task_names", [("tradeoff", ("TREC-6",)),
                                               ("init-scale", ("TREC-6",)),
                                               ("ablation", ("TREC-6",))])
@@ -73,6 +74,7 @@ def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkey
                                       task_names)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason="needs the GLUE files")
 def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monkeypatch):
     settings = base(tiny_model)
@@ -90,6 +92,7 @@ def test_one_task_experiments_refuse_two(tiny_model, tmp_path):
         experiments.ablation(tmp_path, base(tiny_model), ("TREC-6", "MRPC"))
 
 
+@pytest.mark.slow
 def test_interrupted_experiment_resumes_its_interrupted_run(tiny_model, tmp_path, monkeypatch):
     settings = base(tiny_model)
     _, whole = experiments.init_scale(tmp_path / "whole", settings, ("TREC-6",))

@@ -75,6 +75,7 @@ def kernel(tmp_path_factory):
             os.environ[name] = value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, kernel):
     nb = jupytext.read(path)

@@ -6,16 +6,15 @@ import pytest
 import minibert
 from minibert import named_models
 
+from closeness import assert_close
+
+pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 TEXTS = ["the quick brown fox jumps over the lazy dog", "a short one",
          "adapters keep the pretrained weights frozen and still learn the task"]
 LABELS = np.array([1, 0, 2])
-
-
-def relative_error(ours, reference):
-    return np.linalg.norm(ours - reference) / max(np.linalg.norm(reference), 1e-30)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +48,7 @@ def gradients():
 
 def test_loss_matches(gradients):
     _, _, loss, torch_loss = gradients
+    # one float32 scalar, its own scale: the forward's ~40 roundings of 1.2e-7 and the mean's
     assert loss == pytest.approx(torch_loss, rel=1e-5)
 
 
@@ -60,6 +60,8 @@ def test_every_gradient_matches_torch_autograd(gradients):
     key_biases = {n for n in theirs if n.endswith("attention.self.key.bias")}
     for name in key_biases:
         assert np.linalg.norm(ours[name]) < 1e-7 and np.linalg.norm(theirs[name]) < 1e-7, name
-    errors = {name: relative_error(ours[name], theirs[name]) for name in set(theirs) - key_biases}
-    worst = max(errors, key=errors.get)
-    assert errors[worst] <= 1e-4, f"{worst}: relative error {errors[worst]:.2e}"
+    # float32 on both sides: hundreds of roundings of 1.2e-7 through six layers forward and
+    # back, and sums over every position that cancel in the bias and LayerNorm gradients
+    # (measured worst 2.1e-5, encoder.layer.5.output.LayerNorm.bias)
+    for name in sorted(set(theirs) - key_biases):
+        assert_close(ours[name], theirs[name], tol=1e-4, name=name)

@@ -31,6 +31,13 @@ def without_timings(results):
     return results
 
 
+def assert_same_tensors(path_a, path_b):
+    a, b = safetensors.numpy.load_file(path_a), safetensors.numpy.load_file(path_b)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 def interrupt_at_step(monkeypatch, step):
     """Send this process a real SIGINT during optimizer step `step`."""
     calls = []
@@ -50,6 +57,7 @@ def uninterrupted(tmp_path_factory):
     return out, run_train(settings(out))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, stop_at", [("adapters", 3), ("full", 7)])   # epoch 1, epoch 2
 def test_interrupted_run_resumes_to_the_same_end(uninterrupted, tmp_path, monkeypatch, method,
                                                  stop_at):
@@ -68,16 +76,19 @@ def test_interrupted_run_resumes_to_the_same_end(uninterrupted, tmp_path, monkey
     assert without_timings(resumed) == without_timings(whole)
     assert not (out / CHECKPOINT).exists()                    # removed once results are written
     if method == "adapters":
-        a = safetensors.numpy.load_file(out / "adapter.safetensors")
-        b = safetensors.numpy.load_file(whole_out / "adapter.safetensors")
-        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        assert_same_tensors(out / "adapter.safetensors", whole_out / "adapter.safetensors")
 
 
-def test_same_seed_gives_the_same_results_json(uninterrupted, tmp_path):
-    _, whole = uninterrupted
+@pytest.mark.slow
+def test_same_seed_gives_the_same_results_and_adapter_file(uninterrupted, tmp_path):
+    """The one determinism retrain: two epochs from the same seed give the same results.json
+    (every metric, the per-epoch history) and the same adapter tensors, bit for bit."""
+    whole_out, whole = uninterrupted
     assert without_timings(run_train(settings(tmp_path))) == without_timings(whole)
+    assert_same_tensors(tmp_path / "adapter.safetensors", whole_out / "adapter.safetensors")
 
 
+@pytest.mark.slow
 def test_a_pending_checkpoint_is_never_overwritten_by_a_new_run(tmp_path, monkeypatch, capsys):
     interrupt_at_step(monkeypatch, 2)
     with pytest.raises(Interrupted):
@@ -89,6 +100,7 @@ def test_a_pending_checkpoint_is_never_overwritten_by_a_new_run(tmp_path, monkey
     assert (tmp_path / CHECKPOINT).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoints_are_refused_by_name(tmp_path, monkeypatch):
     interrupt_at_step(monkeypatch, 2)
     with pytest.raises(Interrupted):
@@ -116,6 +128,7 @@ def test_corrupted_checkpoints_are_refused_by_name(tmp_path, monkeypatch):
         run_train(settings(tmp_path), resume=True)
 
 
+@pytest.mark.slow
 def test_full_disk_or_read_only_folder_keeps_earlier_results(uninterrupted, tmp_path, monkeypatch,
                                                             capsys):
     out, _ = uninterrupted
