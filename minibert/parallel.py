@@ -156,9 +156,12 @@ def _run_in_chunks(op, arguments, rows, chunks, sums):
             for t in range(threads)]
     with _blas_on_one_thread():
         done = [_pool(threads).submit(compute, run) for run in runs[1:]]
-        compute(runs[0])                   # this thread takes the first run itself
-        for future in done:
-            future.result()                # waits, and raises what a chunk raised
+        try:
+            compute(runs[0])               # this thread takes the first run itself
+        finally:
+            combined.ready.set()           # never leave the others waiting
+            for future in done:
+                future.result()            # waits, and raises what a chunk raised
     return combined.result(rows)
 
 
@@ -169,17 +172,22 @@ class _Combined:
     def __init__(self, N, chunk_count, sums, whole_ids):
         self.N, self.sums, self.whole_ids = N, sums, whole_ids
         self.partial_sums = [None] * chunk_count
-        self.lock = threading.Lock()
         self.first = None               # the first chunk's result: the shape of the whole one
         self.roles = None               # per leaf of it: ("rows", array), ("sum",), ...
+        # The calling thread computes chunk 0 and makes the whole arrays from it; the other
+        # threads wait for them. Arrays that outlive the call are then all made by the
+        # caller's thread, and memory that the pool's threads free stays theirs to reuse.
+        self.ready = threading.Event()
 
     def add(self, index, start, stop, result, view_paths):
         leaves = _flatten(result)
-        with self.lock:
-            if self.first is None:
-                self.first = result
-                self.roles = [self._role(leaf, top, view_paths, stop - start)
-                              for leaf, top in leaves]
+        if index == 0:
+            self.first = result
+            self.roles = [self._role(leaf, top, view_paths, stop - start) for leaf, top in leaves]
+            self.ready.set()
+        self.ready.wait()
+        if self.roles is None:          # chunk 0 raised: its error reaches the caller
+            return
         sums = []
         for (leaf, _), role in zip(leaves, self.roles):
             if role[0] == "rows":

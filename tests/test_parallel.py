@@ -153,15 +153,17 @@ def test_attention_in_chunks_matches_the_plain_op(monkeypatch):
         assert_close(got, expected, TOL, name)
 
 
-def test_a_chunk_that_raises_raises_in_the_caller(in_chunks):
+@pytest.mark.parametrize("failing_row", [0, 7])     # the caller's first chunk, the pool's last
+def test_a_chunk_that_raises_raises_in_the_caller(in_chunks, failing_row):
     def fails(x):
-        if x[0, 0] > 2:
-            raise FloatingPointError(f"chunk of {len(x)} rows")
+        if x[0, 0] == failing_row:
+            raise FloatingPointError(f"chunk at row {failing_row}")
         return x * 2
     shared = parallel.over_rows(fails, parallel.RowWise(("x",)))
     x = np.arange(8, dtype=np.float32).reshape(8, 1)
-    with pytest.raises(FloatingPointError, match="chunk of 1 rows"):
+    with pytest.raises(FloatingPointError, match=f"chunk at row {failing_row}"):
         shared(x)
+    np.testing.assert_array_equal(shared(x + 10), (x + 10) * 2)     # and the pool still works
 
 
 def test_rows_that_disagree_are_named(in_chunks):
