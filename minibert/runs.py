@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import tasks
+from . import checks, tasks
 from .adapter_files import load_adapters, save_adapters
 from .adapters import add_adapters
 from .files import write_atomically
@@ -22,7 +22,7 @@ from .model import BertModel
 from .names import is_adapter
 from .tokenizer import Tokenizer
 from .training_checkpoint import load_checkpoint, read_manifest, save_checkpoint
-from .train import Progress, TrainSettings, configure, make_optimizer, train
+from .train import METHODS, Progress, TrainSettings, configure, make_optimizer, train
 
 # learning rates that work for each method on minilm-l6 (adapters and small parts need more)
 DEFAULT_LR = {"adapters": 1e-3, "full": 5e-5, "top-k": 1e-4, "layernorm": 1e-3, "head": 1e-3}
@@ -30,6 +30,9 @@ DEFAULT_LR = {"adapters": 1e-3, "full": 5e-5, "top-k": 1e-4, "layernorm": 1e-3, 
 
 @dataclasses.dataclass
 class RunSettings:
+    """Everything a training run depends on. Made settings are checked settings: every field is
+    checked against what it may be (the model's config and the task's files read, nothing
+    loaded), and a bad one raises checks.BadValue naming it."""
     task: str = "TREC-6"
     method: str = "adapters"
     model: str = "minilm-l6"
@@ -43,10 +46,32 @@ class RunSettings:
     batch_size: int = 32
     max_seq_length: int = 128
     seed: int = 0
-    max_train_examples: int = None
-    max_eval_examples: int = None
+    max_train_examples: int = None     # None or 0: all
+    max_eval_examples: int = None      # None or 0: all
     device: str = None
     checkpoint_every: int = 0      # steps; 0: at the end of each epoch only
+
+    def __post_init__(self):
+        spec = checks.task("task", self.task)
+        checks.choice("method", self.method, METHODS)
+        config = check_data_and_model(spec, (spec.eval_split, "train"), self.model,
+                                      self.data_dir, self.batch_size, self.max_seq_length,
+                                      self.device)
+        checks.output_folder("out", self.out)
+        checks.integer("adapter_size", self.adapter_size)
+        # > 0, not >= 0 as for AdapterConfig: adapters of zero weights get zero weight gradients
+        # and would stay zero, training their output bias alone
+        checks.positive("adapter_init_std", self.adapter_init_std)
+        if self.method == "top-k" or self.top_k is not None:
+            checks.integer("top_k", self.top_k, 1, config.num_hidden_layers)
+        if self.lr is not None:
+            checks.positive("lr", self.lr)
+        checks.integer("epochs", self.epochs)
+        checks.integer("seed", self.seed, minimum=0)
+        self.max_train_examples = checks.example_count("max_train_examples",
+                                                       self.max_train_examples)
+        self.max_eval_examples = checks.example_count("max_eval_examples", self.max_eval_examples)
+        checks.integer("checkpoint_every", self.checkpoint_every, minimum=0)
 
     @property
     def learning_rate(self):
@@ -54,6 +79,17 @@ class RunSettings:
 
     def train_settings(self):
         return TrainSettings(lr=self.learning_rate, epochs=self.epochs)
+
+
+def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_length, device):
+    """The checks a training run and an evaluation share; returns the model's config."""
+    checks.task_files("data_dir", spec, data_dir, splits)
+    config = checks.model_config("model", model)
+    checks.integer("batch_size", batch_size)
+    # 3 tokens at least: [CLS], [SEP] and one of the text
+    checks.sequence_length("max_seq_length", max_seq_length, config, minimum=3)
+    checks.device("device", device)
+    return config
 
 
 @dataclasses.dataclass
@@ -163,7 +199,15 @@ def stop_requests():
 
 def resume_settings(out):
     """The settings of the interrupted run whose checkpoint is in folder `out`."""
-    return RunSettings(**read_manifest(Path(out) / CHECKPOINT)["extra"]["settings"])
+    checkpoint = checks.existing_folder("resume", out) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise checks.BadValue("resume", f"expected a folder holding {CHECKPOINT} (an "
+                                        f"interrupted run), found none in {out}")
+    try:
+        saved = read_manifest(checkpoint)["extra"]["settings"]
+    except ValueError as e:
+        raise checks.BadValue("resume", str(e)) from None
+    return RunSettings(**saved)
 
 
 class Run:
@@ -288,8 +332,13 @@ def run_train(settings, resume=False):
 
 def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=128,
              max_eval_examples=None, device=None):
-    """Score a base model + adapter file on the task's evaluation split."""
-    spec = tasks.get_task(task)
+    """Score a base model + adapter file on the task's evaluation split; max_eval_examples
+    None or 0: all."""
+    spec = checks.task("task", task)
+    check_data_and_model(spec, (spec.eval_split,), model_name, data_dir, batch_size,
+                         max_seq_length, device)
+    checks.existing_file("adapters", adapters)
+    max_eval_examples = checks.example_count("max_eval_examples", max_eval_examples)
     examples = tasks.load_examples(spec.name, spec.eval_split, data_dir, max_eval_examples)
     model = BertModel.from_pretrained(model_name, device=device)
     head = load_adapters(model, adapters)
