@@ -75,7 +75,7 @@ def train_command(args):
     """Train on a task (adapters by default) and write results.json and the adapter file."""
     # train's options default to None, so the ones the user typed are those that are not None
     given = {name: getattr(args, name) for name in RUN_DEFAULTS if getattr(args, name) is not None}
-    settings = resume_settings(args.resume) if args.resume else RunSettings(**given)
+    settings = resume_settings(args.resume, given) if args.resume else RunSettings(**given)
     try:
         results = run_train(settings, resume=bool(args.resume))
     except Interrupted as stop:
@@ -193,7 +193,8 @@ def make_parser():
                      help="also checkpoint every STEPS steps (always: each epoch, and on "
                           "SIGINT/SIGTERM; default 0: no more)")
     run.add_argument("--resume", metavar="DIR",
-                     help="go on with the interrupted run in DIR (its settings are used)")
+                     help="go on with the interrupted run in DIR, with its saved settings; "
+                          "options given beside it must equal them")
 
     score = commands.add_parser("eval", help=eval_command.__doc__)
     score.add_argument("--task", required=True, help=", ".join(tasks.TASKS))

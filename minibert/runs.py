@@ -197,8 +197,10 @@ def stop_requests():
             signal.signal(s, h)
 
 
-def resume_settings(out):
-    """The settings of the interrupted run whose checkpoint is in folder `out`."""
+def resume_settings(out, given=None):
+    """The settings of the interrupted run whose checkpoint is in folder `out`, writing into
+    `out`. `given` ({setting: value}) are settings asked for now: each must be the saved one,
+    else checks.BadValue names it (a resumed run goes on as it began)."""
     checkpoint = checks.existing_folder("resume", out) / CHECKPOINT
     if not checkpoint.is_file():
         raise checks.BadValue("resume", f"expected a folder holding {CHECKPOINT} (an "
@@ -207,7 +209,24 @@ def resume_settings(out):
         saved = read_manifest(checkpoint)["extra"]["settings"]
     except ValueError as e:
         raise checks.BadValue("resume", str(e)) from None
-    return RunSettings(**saved)
+    settings = RunSettings(**{**saved, "out": str(out)})
+    for name, now in (given or {}).items():
+        then = getattr(settings, name)
+        if not _same_setting(name, then, now):
+            raise checks.BadValue(name, f"expected {then!r}, the setting of the run being "
+                                        f"resumed in {out}, found {now!r}; leave it out, or "
+                                        "start a new run in another folder")
+    return settings
+
+
+def _same_setting(name, then, now):
+    """Whether a setting asked for now is the saved one: a path by the folder it names, an
+    example count with 0 as None (both: all examples)."""
+    if name == "out":
+        return Path(then).resolve() == Path(now).resolve()
+    if name in ("max_train_examples", "max_eval_examples"):
+        return then == (now or None)
+    return then == now
 
 
 class Run:
