@@ -23,6 +23,7 @@ from . import checks, tasks
 from .adapter_files import load_adapters
 from .adapters import disable_adapter_layers, set_active_adapters
 from .files import write_atomically
+from .folder_lock import locked
 from .model import BertModel
 from .named_models import config_of
 from .runs import CHECKPOINT, TaskData, build_model, evaluate, fit, new_head, run_train
@@ -284,9 +285,9 @@ def _one_task(name, task_names):
 
 
 def run_experiment(name, out, base, task_names=None):
-    """Experiment `name` on its tasks (default DEFAULT_TASKS[name]) with the settings `base`
-    -> (figure path, data). The arguments are checked first, the data files of every task
-    included."""
+    """Experiment `name` on its tasks (default DEFAULT_TASKS[name]) with the settings `base`,
+    the folder `out` locked while it runs -> (figure path, data). The arguments are checked
+    first, the data files of every task included."""
     checks.choice("name", name, EXPERIMENTS)
     task_names = tuple(DEFAULT_TASKS[name] if task_names is None else task_names)
     if name in ONE_TASK:
@@ -294,7 +295,8 @@ def run_experiment(name, out, base, task_names=None):
     for spec in [checks.task("tasks", task) for task in task_names]:
         checks.task_files("data_dir", spec, base.data_dir, ("train", spec.eval_split))
     checks.output_folder("out", out)
-    return EXPERIMENTS[name](out, base, task_names)
+    with locked(out):
+        return EXPERIMENTS[name](out, base, task_names)
 
 
 def _subplots(*grid, figsize, **options):

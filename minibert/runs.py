@@ -17,6 +17,7 @@ from . import checks, tasks
 from .adapter_files import load_adapters, save_adapters
 from .adapters import add_adapters
 from .files import write_atomically
+from .folder_lock import locked
 from .heads import SequenceClassificationHead
 from .model import BertModel
 from .names import is_adapter
@@ -336,17 +337,18 @@ def run_train(settings, resume=False):
     A checkpoint is kept in the output folder after every epoch (and every
     settings.checkpoint_every steps, and on SIGINT/SIGTERM); resume=True goes on from it, and
     the run then ends exactly as an uninterrupted one would. It is removed once results.json
-    is written."""
+    is written. While it runs, the output folder is locked (folder_lock): a second run there
+    is refused."""
     checkpoint = Path(settings.out) / CHECKPOINT
     if not resume and checkpoint.exists():
         raise ValueError(f"{checkpoint}: an interrupted run is here; resume it with "
                          f"minibert train --resume {settings.out}, or choose another --out")
-    run = Run(settings)
-    if resume:
-        run.resume()
-    run.out.mkdir(parents=True, exist_ok=True)
-    run.train()
-    return run.finish()
+    with locked(settings.out):
+        run = Run(settings)
+        if resume:
+            run.resume()
+        run.train()
+        return run.finish()
 
 
 def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=128,

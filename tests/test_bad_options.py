@@ -190,7 +190,7 @@ def test_every_option_of_every_command_is_covered():
                                   ["gradcheck"]])
 def test_good_options_reach_the_work(workspace, argv):
     """The other side: with every option good, each command gets as far as its work (so the
-    refusals above came from the checks)."""
+    refusals above came from the checks), and a run that fails there leaves no folder."""
     with pytest.raises(WorkStarted):
         cli.main(argv)
     assert not (workspace / "runs").exists() and not (workspace / "experiments").exists()
