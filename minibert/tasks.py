@@ -34,7 +34,6 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,6 +323,9 @@ def pearson(predictions, labels):
 
 def spearman(predictions, labels):
     """Spearman correlation: Pearson of the ranks (ties get their average rank)."""
+    # imported here: scipy.stats takes a while to import, and `import minibert` reads this
+    # module (for the checks of task names) without needing it
+    from scipy.stats import rankdata
     return pearson(rankdata(predictions), rankdata(labels))
 
 
