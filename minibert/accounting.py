@@ -1,5 +1,6 @@
 """Parameter accounting from a config alone: what each component costs, what a method trains."""
-from .adapters import AdapterConfig, adapter_parameter_count, adapter_prefixes
+from . import checks
+from .adapters import adapter_parameter_count, adapter_prefixes
 
 
 def parameter_table(config, adapter_size=64, leave_out=(), num_labels=2):
@@ -8,7 +9,9 @@ def parameter_table(config, adapter_size=64, leave_out=(), num_labels=2):
     "trained" marks what adapter tuning updates: adapters, the 2L+1 LayerNorms and the head.
     The share is taken of the base model (embeddings + layers + LayerNorms + pooler)."""
     C, F, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    AdapterConfig(size=adapter_size)                       # validates the size
+    checks.integer("adapter_size", adapter_size)
+    checks.layers("leave_out", leave_out, L)
+    checks.integer("num_labels", num_labels)
     linear = lambda n_in, n_out: n_in * n_out + n_out
     layer = 4 * linear(C, C) + linear(C, F) + linear(F, C)   # q, k, v, output; FFN in and out
     adapters = len(adapter_prefixes(L, leave_out))

@@ -14,6 +14,7 @@ model.params between them -- or back to the plain base model with None.
 import dataclasses
 import functools
 
+from . import checks
 from .backend import host_generator
 from .names import is_adapter, layer_of
 from .ops.activations import (gelu_backward, gelu_forward, relu_backward, relu_forward,
@@ -37,13 +38,10 @@ class AdapterConfig:
     leave_out: tuple = ()          # layers without adapters (ablations)
 
     def __post_init__(self):
-        if not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"adapter size: expected a positive integer, found {self.size!r}")
-        if not self.init_std >= 0.0:
-            raise ValueError(f"adapter init_std: expected >= 0, found {self.init_std!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"adapter activation: expected one of {sorted(ACTIVATIONS)}, "
-                             f"found {self.activation!r}")
+        checks.integer("adapter size", self.size)
+        # 0 is allowed: zero adapters are exactly the identity, a base-model check
+        checks.non_negative("adapter init_std", self.init_std)
+        checks.choice("adapter activation", self.activation, sorted(ACTIVATIONS))
 
 
 @dataclasses.dataclass
@@ -149,11 +147,9 @@ def add_adapters(model, size=64, init_std=1e-3, activation="gelu", leave_out=(),
                  seed=0):
     """Give `model` a new adapter set `name` (two adapters per layer but those in leave_out, and
     fresh copies of the LayerNorms) and make it the active one. Returns its parameter names."""
-    config = AdapterConfig(size, init_std, activation, tuple(sorted(set(leave_out))))
     L, C = model.config.num_hidden_layers, model.config.hidden_size
-    bad = [l for l in config.leave_out if not 0 <= l < L]
-    if bad:
-        raise ValueError(f"leave_out: expected layer indices in [0, {L - 1}], found {bad}")
+    checks.layers("leave_out", leave_out, L)
+    config = AdapterConfig(size, init_std, activation, tuple(sorted(set(leave_out))))
     device, dtype, rng = model.device, model.dtype, host_generator(seed)
     params = {n: p.copy() for n, p in model.adapters.base_layernorms().items()}
     for prefix in adapter_prefixes(L, config.leave_out):

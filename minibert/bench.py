@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from . import checks
 from .named_models import config_of, folder_of, has_weights
 from .names import is_layernorm
 
@@ -168,9 +169,22 @@ def run(spec):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def check_arguments(models, batch_size, seq_length, repeats):
+    """benchmark's arguments, before any work: architectures alone are timed with random weights,
+    and seq_length must fit every model's position table."""
+    if isinstance(models, str) or not models:
+        raise checks.BadValue("models", f"expected a list of one or more models, found {models!r}")
+    configs = [checks.model_config("models", model, weights=False) for model in models]
+    checks.integer("batch_size", batch_size)
+    checks.integer("seq_length", seq_length, 1,
+                   min(config.max_position_embeddings for config in configs))
+    checks.integer("repeats", repeats)
+
+
 def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_length=128,
               repeats=3, with_torch=None, progress=print):
     """Every workload of every model, with minibert and (if importable) torch -> report dict."""
+    check_arguments(models, batch_size, seq_length, repeats)
     if with_torch is None:
         try:
             import torch  # noqa: F401

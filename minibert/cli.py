@@ -1,14 +1,15 @@
 """The `minibert` command."""
 import argparse
+import dataclasses
 import json
 import sys
 
 import numpy as np
 
-from . import tasks
+from . import checks, tasks
 from .accounting import format_table, parameter_table
 from .config import BertConfig
-from .named_models import NAMED_MODELS, config_of
+from .named_models import NAMED_MODELS
 from .runs import DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval, run_train
 from .train import METHODS
 from .gradcheck import check_gradients
@@ -18,6 +19,15 @@ from .model import BertModel
 
 def gradcheck_command(args):
     """Whole-model float64 gradient check of a small random BERT + classification head."""
+    checks.device("device", args.device)
+    checks.integer("layers", args.layers)
+    checks.integer("hidden_size", args.hidden_size)
+    checks.integer("heads", args.heads, 1, args.hidden_size)
+    if args.hidden_size % args.heads:
+        raise checks.BadValue("heads", f"expected a divisor of the hidden size "
+                                       f"{args.hidden_size}, found {args.heads}")
+    checks.integer("seed", args.seed, minimum=0)
+    checks.positive("tol", args.tol)
     config = BertConfig(vocab_size=50, hidden_size=args.hidden_size, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=4 * args.hidden_size,
                         max_position_embeddings=32, initializer_range=0.3)
@@ -38,15 +48,15 @@ def gradcheck_command(args):
         return float(head.forward(model.forward(**batch)[1], labels)[1])
     loss()
     model.backward(None, head.backward())
-    checks = check_gradients(loss, {**model.params, **head.params}, {**model.grads, **head.grads})
+    results = check_gradients(loss, {**model.params, **head.params}, {**model.grads, **head.grads})
     print(f"float64 gradient check on device {model.device.name}: {config.num_hidden_layers} layers, "
           f"C={config.hidden_size}, H={config.num_attention_heads}, batch {B}x{T} with padding")
     print(f"{'tensor':58s} {'shape':>12s} {'rel. error':>11s}")
-    for name, check in checks.items():
+    for name, check in results.items():
         shape = "x".join(map(str, model.params.get(name, head.params.get(name)).shape))
         error = "zero" if check.zero else f"{check.error:.2e}"
         print(f"{name:58s} {shape:>12s} {error:>11s}")
-    worst = max(c.error for c in checks.values())
+    worst = max(c.error for c in results.values())
     ok = worst <= args.tol
     print(f"worst relative error {worst:.2e} ({'within' if ok else 'ABOVE'} {args.tol:g})")
     return 0 if ok else 1
@@ -54,8 +64,8 @@ def gradcheck_command(args):
 
 def params_command(args):
     """Parameter counts per component and the share adapter tuning trains."""
-    table = parameter_table(config_of(args.model), args.adapter_size, args.leave_out,
-                            args.num_labels)
+    table = parameter_table(checks.model_config("model", args.model, weights=False),
+                            args.adapter_size, args.leave_out, args.num_labels)
     print(json.dumps({"model": args.model, **table}, indent=2) if args.json else
           f"{args.model}, adapter size {args.adapter_size}\n{format_table(table)}")
     return 0
@@ -63,10 +73,9 @@ def params_command(args):
 
 def train_command(args):
     """Train on a task (adapters by default) and write results.json and the adapter file."""
-    if args.resume:
-        settings = resume_settings(args.resume)
-    else:
-        settings = RunSettings(**{f: getattr(args, f) for f in RunSettings.__dataclass_fields__})
+    # train's options default to None, so the ones the user typed are those that are not None
+    given = {name: getattr(args, name) for name in RUN_DEFAULTS if getattr(args, name) is not None}
+    settings = resume_settings(args.resume, given) if args.resume else RunSettings(**given)
     try:
         results = run_train(settings, resume=bool(args.resume))
     except Interrupted as stop:
@@ -101,17 +110,16 @@ def bench_command(args):
 
 def experiment_command(args):
     """One of the paper's analyses: JSON of every score and a PNG figure; re-runs skip done work."""
-    from .experiments import DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
+    from .experiments import DEFAULT_TRAIN_EXAMPLES, run_experiment
     train_examples = (DEFAULT_TRAIN_EXAMPLES[args.name] if args.max_train_examples is None
                       else args.max_train_examples)
     base = RunSettings(model=args.model, data_dir=args.data_dir, batch_size=args.batch_size,
                        max_seq_length=args.max_seq_length, epochs=args.epochs, seed=args.seed,
-                       max_train_examples=train_examples or None,
-                       max_eval_examples=args.max_eval_examples or None, device=args.device,
+                       max_train_examples=train_examples,
+                       max_eval_examples=args.max_eval_examples, device=args.device,
                        adapter_size=args.adapter_size)
     try:
-        figure, data = EXPERIMENTS[args.name](args.out, base,
-                                              tuple(args.tasks or DEFAULT_TASKS[args.name]))
+        figure, data = run_experiment(args.name, args.out, base, args.tasks)
     except Interrupted as stop:
         print(f"minibert experiment: {stop}; run the same command again to go on",
               file=sys.stderr)
@@ -121,23 +129,41 @@ def experiment_command(args):
     return 0
 
 
-def shared_run_arguments(parser, defaults):
-    parser.add_argument("--model", default=defaults.model, help="minilm-l6, a folder or a hub id")
-    parser.add_argument("--data-dir", default=None, help="GLUE folder (default $GLUE_DIR)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
-    parser.add_argument("--max-eval-examples", type=int, default=None)
-    parser.add_argument("--device", default=None, help="numpy | cupy")
+RUN_DEFAULTS = {field.name: field.default for field in dataclasses.fields(RunSettings)}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="minibert", description=__doc__)
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, as minibert's own are (usage is in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def shared_run_arguments(parser):
+    """The options of a run that train, eval and experiment share, without defaults: train
+    tells the options the user typed by them; eval and experiment set their defaults."""
+    parser.add_argument("--model", help="minilm-l6, a folder or a hub id (default minilm-l6)")
+    parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--max-seq-length", type=int,
+                        help="at most the model's position table (512 for minilm-l6)")
+    parser.add_argument("--max-eval-examples", type=int, help="0: all")
+    parser.add_argument("--device", help="numpy | cupy")
+
+
+def run_defaults(*names):
+    return {name: RUN_DEFAULTS[name] for name in names}
+
+
+def make_parser():
+    """The `minibert` parser and its commands' (commands.choices: {name: parser})."""
+    parser = Parser(prog="minibert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("gradcheck", help=gradcheck_command.__doc__)
     check.add_argument("--device", default=None, help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
     check.add_argument("--layers", type=int, default=2)
     check.add_argument("--hidden-size", type=int, default=16)
-    check.add_argument("--heads", type=int, default=4)
+    check.add_argument("--heads", type=int, default=4, help="a divisor of the hidden size")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--tol", type=float, default=1e-6)
     count = commands.add_parser("params", help=params_command.__doc__)
@@ -147,31 +173,35 @@ def main(argv=None):
     count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
     count.add_argument("--num-labels", type=int, default=2)
     count.add_argument("--json", action="store_true")
-    defaults = RunSettings()
+
     run = commands.add_parser("train", help=train_command.__doc__)
-    run.add_argument("--task", default=defaults.task, help=", ".join(tasks.TASKS))
-    run.add_argument("--method", default=defaults.method, choices=METHODS)
-    run.add_argument("--adapter-size", type=int, default=defaults.adapter_size)
-    run.add_argument("--adapter-init-std", type=float, default=defaults.adapter_init_std)
-    run.add_argument("--top-k", type=int, default=None, help="layers trained by method top-k")
-    run.add_argument("--lr", type=float, default=None,
+    run.add_argument("--task", help=f"{', '.join(tasks.TASKS)} (default {RUN_DEFAULTS['task']})")
+    run.add_argument("--method", choices=METHODS, help=f"default {RUN_DEFAULTS['method']}")
+    run.add_argument("--adapter-size", type=int, help=f"default {RUN_DEFAULTS['adapter_size']}")
+    run.add_argument("--adapter-init-std", type=float,
+                     help=f"> 0, default {RUN_DEFAULTS['adapter_init_std']:g}")
+    run.add_argument("--top-k", type=int, help="layers trained by method top-k")
+    run.add_argument("--lr", type=float,
                      help="default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in
                                                               DEFAULT_LR.items()))
-    run.add_argument("--epochs", type=int, default=defaults.epochs)
-    run.add_argument("--out", default=defaults.out)
-    shared_run_arguments(run, defaults)
-    run.add_argument("--max-train-examples", type=int, default=None)
-    run.add_argument("--seed", type=int, default=defaults.seed)
-    run.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
-                     help="also checkpoint every STEPS steps (always: each epoch, and on SIGINT/SIGTERM)")
-    run.add_argument("--resume", metavar="DIR", default=None,
-                     help="go on with the interrupted run in DIR (its settings are used)")
+    run.add_argument("--epochs", type=int, help=f"default {RUN_DEFAULTS['epochs']}")
+    run.add_argument("--out", help=f"default {RUN_DEFAULTS['out']}")
+    shared_run_arguments(run)
+    run.add_argument("--max-train-examples", type=int, help="0: all (the default)")
+    run.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")
+    run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                     help="also checkpoint every STEPS steps (always: each epoch, and on "
+                          "SIGINT/SIGTERM; default 0: no more)")
+    run.add_argument("--resume", metavar="DIR",
+                     help="go on with the interrupted run in DIR, with its saved settings; "
+                          "options given beside it must equal them")
 
     score = commands.add_parser("eval", help=eval_command.__doc__)
     score.add_argument("--task", required=True, help=", ".join(tasks.TASKS))
     score.add_argument("--adapters", required=True, help="an adapter file written by train")
     score.add_argument("--json", action="store_true")
-    shared_run_arguments(score, defaults)
+    shared_run_arguments(score)
+    score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length"))
 
     speed = commands.add_parser("bench", help=bench_command.__doc__)
     speed.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base-random"],
@@ -190,21 +220,31 @@ def main(argv=None):
     analysis.add_argument("--tasks", nargs="+", default=None,
                           help="default: " + "; ".join(f"{name} {' '.join(t)}"
                                                        for name, t in DEFAULT_TASKS.items()))
-    analysis.add_argument("--epochs", type=int, default=DEFAULT_SETTINGS["epochs"])
+    analysis.add_argument("--epochs", type=int)
     analysis.add_argument("--max-train-examples", type=int, default=None,
                           help="0: all; default: " + "; ".join(
                               f"{name} {n}" for name, n in DEFAULT_TRAIN_EXAMPLES.items()))
-    analysis.add_argument("--adapter-size", type=int, default=defaults.adapter_size)
-    analysis.add_argument("--seed", type=int, default=defaults.seed)
-    shared_run_arguments(analysis, defaults)
-    analysis.set_defaults(max_seq_length=DEFAULT_SETTINGS["max_seq_length"],
-                          max_eval_examples=DEFAULT_SETTINGS["max_eval_examples"])
+    analysis.add_argument("--adapter-size", type=int)
+    analysis.add_argument("--seed", type=int)
+    shared_run_arguments(analysis)
+    analysis.set_defaults(**run_defaults("model", "batch_size", "adapter_size", "seed"),
+                          **DEFAULT_SETTINGS)
+    return parser, commands
 
+
+def main(argv=None):
+    parser, commands = make_parser()
     args = parser.parse_args(argv)
     try:
         return {"gradcheck": gradcheck_command, "params": params_command, "train": train_command,
                 "eval": eval_command, "bench": bench_command,
                 "experiment": experiment_command}[args.command](args)
+    except checks.BadValue as e:          # named as the option the user typed
+        options = {action.dest: action.option_strings[-1]
+                   for action in commands.choices[args.command]._actions if action.option_strings}
+        print(f"minibert {args.command}: error: {options.get(e.name, e.name)}: {e.problem}",
+              file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError, OSError, KeyError) as e:   # TrainingDiverged is one too
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tasks
+from . import checks, tasks
 from .adapter_files import load_adapters
 from .adapters import disable_adapter_layers, set_active_adapters
 from .files import write_atomically
+from .folder_lock import locked
 from .model import BertModel
 from .named_models import config_of
 from .runs import CHECKPOINT, TaskData, build_model, evaluate, fit, new_head, run_train
@@ -278,8 +279,24 @@ def _sequential_full(record, base, task_names, tokenizer, data):
 
 def _one_task(name, task_names):
     if len(task_names) != 1:
-        raise ValueError(f"experiment {name}: expected one task, found {list(task_names)}")
+        raise checks.BadValue("tasks", f"expected one task for experiment {name}, found "
+                                       f"{list(task_names)}")
     return task_names[0]
+
+
+def run_experiment(name, out, base, task_names=None):
+    """Experiment `name` on its tasks (default DEFAULT_TASKS[name]) with the settings `base`,
+    the folder `out` locked while it runs -> (figure path, data). The arguments are checked
+    first, the data files of every task included."""
+    checks.choice("name", name, EXPERIMENTS)
+    task_names = tuple(DEFAULT_TASKS[name] if task_names is None else task_names)
+    if name in ONE_TASK:
+        _one_task(name, task_names)
+    for spec in [checks.task("tasks", task) for task in task_names]:
+        checks.task_files("data_dir", spec, base.data_dir, ("train", spec.eval_split))
+    checks.output_folder("out", out)
+    with locked(out):
+        return EXPERIMENTS[name](out, base, task_names)
 
 
 def _subplots(*grid, figsize, **options):
@@ -301,6 +318,7 @@ def _save_figure(fig, out, name):
 
 EXPERIMENTS = {"tradeoff": tradeoff, "init-scale": init_scale, "ablation": ablation,
                "sequential": sequential}
+ONE_TASK = ("init-scale", "ablation")          # the analyses of a single task
 # The single-task analyses use SST-2: on 1,000 examples MRPC stays near its majority-class F1,
 # which leaves no differences to compare.
 DEFAULT_TASKS = {"tradeoff": ("SST-2", "MRPC"), "init-scale": ("SST-2",), "ablation": ("SST-2",),

@@ -4,6 +4,7 @@ warmup then linear decay, and clipping of the global gradient norm.
 Optimizer state exists only for parameters that receive gradients, so a frozen base model
 costs no optimizer memory or work.
 """
+from . import checks
 from .names import is_layernorm
 
 
@@ -41,6 +42,11 @@ class AdamW:
 
     def __init__(self, modules, lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
                  correct_bias=True):
+        checks.positive("lr", lr)
+        for beta in betas:
+            checks.probability("betas", beta, below_one=True)
+        checks.positive("eps", eps)
+        checks.non_negative("weight_decay", weight_decay)
         self.modules = list(modules)
         self.lr, self.betas, self.eps = lr, betas, eps
         self.weight_decay, self.correct_bias = weight_decay, correct_bias

@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import tasks
+from . import checks, tasks
 from .adapter_files import load_adapters, save_adapters
 from .adapters import add_adapters
 from .files import write_atomically
+from .folder_lock import locked
 from .heads import SequenceClassificationHead
 from .model import BertModel
 from .names import is_adapter
 from .tokenizer import Tokenizer
 from .training_checkpoint import load_checkpoint, read_manifest, save_checkpoint
-from .train import Progress, TrainSettings, configure, make_optimizer, train
+from .train import METHODS, Progress, TrainSettings, configure, make_optimizer, train
 
 # learning rates that work for each method on minilm-l6 (adapters and small parts need more)
 DEFAULT_LR = {"adapters": 1e-3, "full": 5e-5, "top-k": 1e-4, "layernorm": 1e-3, "head": 1e-3}
@@ -30,6 +31,9 @@ DEFAULT_LR = {"adapters": 1e-3, "full": 5e-5, "top-k": 1e-4, "layernorm": 1e-3, 
 
 @dataclasses.dataclass
 class RunSettings:
+    """Everything a training run depends on. Made settings are checked settings: every field is
+    checked against what it may be (the model's config and the task's files read, nothing
+    loaded), and a bad one raises checks.BadValue naming it."""
     task: str = "TREC-6"
     method: str = "adapters"
     model: str = "minilm-l6"
@@ -43,10 +47,32 @@ class RunSettings:
     batch_size: int = 32
     max_seq_length: int = 128
     seed: int = 0
-    max_train_examples: int = None
-    max_eval_examples: int = None
+    max_train_examples: int = None     # None or 0: all
+    max_eval_examples: int = None      # None or 0: all
     device: str = None
     checkpoint_every: int = 0      # steps; 0: at the end of each epoch only
+
+    def __post_init__(self):
+        spec = checks.task("task", self.task)
+        checks.choice("method", self.method, METHODS)
+        config = check_data_and_model(spec, (spec.eval_split, "train"), self.model,
+                                      self.data_dir, self.batch_size, self.max_seq_length,
+                                      self.device)
+        checks.output_folder("out", self.out)
+        checks.integer("adapter_size", self.adapter_size)
+        # > 0, not >= 0 as for AdapterConfig: adapters of zero weights get zero weight gradients
+        # and would stay zero, training their output bias alone
+        checks.positive("adapter_init_std", self.adapter_init_std)
+        if self.method == "top-k" or self.top_k is not None:
+            checks.integer("top_k", self.top_k, 1, config.num_hidden_layers)
+        if self.lr is not None:
+            checks.positive("lr", self.lr)
+        checks.integer("epochs", self.epochs)
+        checks.integer("seed", self.seed, minimum=0)
+        self.max_train_examples = checks.example_count("max_train_examples",
+                                                       self.max_train_examples)
+        self.max_eval_examples = checks.example_count("max_eval_examples", self.max_eval_examples)
+        checks.integer("checkpoint_every", self.checkpoint_every, minimum=0)
 
     @property
     def learning_rate(self):
@@ -54,6 +80,17 @@ class RunSettings:
 
     def train_settings(self):
         return TrainSettings(lr=self.learning_rate, epochs=self.epochs)
+
+
+def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_length, device):
+    """The checks a training run and an evaluation share; returns the model's config."""
+    checks.task_files("data_dir", spec, data_dir, splits)
+    config = checks.model_config("model", model)
+    checks.integer("batch_size", batch_size)
+    # 3 tokens at least: [CLS], [SEP] and one of the text
+    checks.sequence_length("max_seq_length", max_seq_length, config, minimum=3)
+    checks.device("device", device)
+    return config
 
 
 @dataclasses.dataclass
@@ -161,9 +198,36 @@ def stop_requests():
             signal.signal(s, h)
 
 
-def resume_settings(out):
-    """The settings of the interrupted run whose checkpoint is in folder `out`."""
-    return RunSettings(**read_manifest(Path(out) / CHECKPOINT)["extra"]["settings"])
+def resume_settings(out, given=None):
+    """The settings of the interrupted run whose checkpoint is in folder `out`, writing into
+    `out`. `given` ({setting: value}) are settings asked for now: each must be the saved one,
+    else checks.BadValue names it (a resumed run goes on as it began)."""
+    checkpoint = checks.existing_folder("resume", out) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise checks.BadValue("resume", f"expected a folder holding {CHECKPOINT} (an "
+                                        f"interrupted run), found none in {out}")
+    try:
+        saved = read_manifest(checkpoint)["extra"]["settings"]
+    except ValueError as e:
+        raise checks.BadValue("resume", str(e)) from None
+    settings = RunSettings(**{**saved, "out": str(out)})
+    for name, now in (given or {}).items():
+        then = getattr(settings, name)
+        if not _same_setting(name, then, now):
+            raise checks.BadValue(name, f"expected {then!r}, the setting of the run being "
+                                        f"resumed in {out}, found {now!r}; leave it out, or "
+                                        "start a new run in another folder")
+    return settings
+
+
+def _same_setting(name, then, now):
+    """Whether a setting asked for now is the saved one: a path by the folder it names, an
+    example count with 0 as None (both: all examples)."""
+    if name == "out":
+        return Path(then).resolve() == Path(now).resolve()
+    if name in ("max_train_examples", "max_eval_examples"):
+        return then == (now or None)
+    return then == now
 
 
 class Run:
@@ -273,23 +337,29 @@ def run_train(settings, resume=False):
     A checkpoint is kept in the output folder after every epoch (and every
     settings.checkpoint_every steps, and on SIGINT/SIGTERM); resume=True goes on from it, and
     the run then ends exactly as an uninterrupted one would. It is removed once results.json
-    is written."""
+    is written. While it runs, the output folder is locked (folder_lock): a second run there
+    is refused."""
     checkpoint = Path(settings.out) / CHECKPOINT
     if not resume and checkpoint.exists():
         raise ValueError(f"{checkpoint}: an interrupted run is here; resume it with "
                          f"minibert train --resume {settings.out}, or choose another --out")
-    run = Run(settings)
-    if resume:
-        run.resume()
-    run.out.mkdir(parents=True, exist_ok=True)
-    run.train()
-    return run.finish()
+    with locked(settings.out):
+        run = Run(settings)
+        if resume:
+            run.resume()
+        run.train()
+        return run.finish()
 
 
 def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=128,
              max_eval_examples=None, device=None):
-    """Score a base model + adapter file on the task's evaluation split."""
-    spec = tasks.get_task(task)
+    """Score a base model + adapter file on the task's evaluation split; max_eval_examples
+    None or 0: all."""
+    spec = checks.task("task", task)
+    check_data_and_model(spec, (spec.eval_split,), model_name, data_dir, batch_size,
+                         max_seq_length, device)
+    checks.existing_file("adapters", adapters)
+    max_eval_examples = checks.example_count("max_eval_examples", max_eval_examples)
     examples = tasks.load_examples(spec.name, spec.eval_split, data_dir, max_eval_examples)
     model = BertModel.from_pretrained(model_name, device=device)
     head = load_adapters(model, adapters)

@@ -34,7 +34,6 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +138,7 @@ def load_examples(task, split, data_dir=None, max_examples=None):
         raise ValueError(f"max_examples: expected None or a count >= 0, found {max_examples}")
     if task.folder is None:
         return _load_trec(task, split)[:max_examples]
-    path = _glue_file(task, split, data_dir)
+    path = glue_file(task, split, data_dir)
     with open(path, "rb") as f:
         rows = csv.reader(_decoded_lines(f, path), delimiter="\t", quoting=csv.QUOTE_NONE)
         examples = _examples(rows, path, task, split, max_examples)
@@ -148,7 +147,9 @@ def load_examples(task, split, data_dir=None, max_examples=None):
     return examples
 
 
-def _glue_file(task, split, data_dir):
+def glue_file(task, split, data_dir):
+    """The path of a GLUE task's split: under data_dir, else $GLUE_DIR; FileNotFoundError saying
+    where it was looked for when it is not there."""
     how = ("Set $GLUE_DIR or --data-dir (data_dir=) to a folder holding the GLUE task folders "
            "(SST-2/, CoLA/, MRPC/, RTE/, STS-B/, ...) as written by the official GLUE download "
            "script (download_glue_data.py)")
@@ -322,6 +323,9 @@ def pearson(predictions, labels):
 
 def spearman(predictions, labels):
     """Spearman correlation: Pearson of the ranks (ties get their average rank)."""
+    # imported here: scipy.stats takes a while to import, and `import minibert` reads this
+    # module (for the checks of task names) without needing it
+    from scipy.stats import rankdata
     return pearson(rankdata(predictions), rankdata(labels))
 
 

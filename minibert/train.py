@@ -12,6 +12,7 @@ import dataclasses
 import math
 import time
 
+from . import checks
 from .names import is_adapter, is_layernorm, layer_of, parse
 from .optim import AdamW, clip_global_norm, linear_warmup_decay
 
@@ -24,14 +25,13 @@ class TrainingDiverged(RuntimeError):
 
 def configure(model, head, method, top_k=None):
     """Freeze and unfreeze `model` for `method`; the head always learns."""
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {list(METHODS)}, found {method!r}")
+    checks.choice("method", method, METHODS)
     L = model.config.num_hidden_layers
     if method == "adapters" and model.adapters.active is None:
         raise ValueError("method 'adapters': the model has no active adapters; "
                          "call minibert.add_adapters(model, size=...) first")
-    if method == "top-k" and not (isinstance(top_k, int) and 1 <= top_k <= L):
-        raise ValueError(f"top_k: expected an integer in [1, {L}] for method 'top-k', found {top_k!r}")
+    if method == "top-k":
+        checks.integer("top_k", top_k, 1, L)
     learns = {
         "adapters": lambda n: is_adapter(n) or is_layernorm(n),
         "full": lambda n: True,
@@ -53,6 +53,14 @@ class TrainSettings:
     weight_decay: float = 0.01
     adam_eps: float = 1e-6
     max_grad_norm: float = 1.0
+
+    def __post_init__(self):
+        checks.positive("lr", self.lr)
+        checks.integer("epochs", self.epochs)
+        checks.probability("warmup_fraction", self.warmup_fraction)
+        checks.non_negative("weight_decay", self.weight_decay)
+        checks.positive("adam_eps", self.adam_eps)
+        checks.positive("max_grad_norm", self.max_grad_norm)
 
 
 def train_step(model, head, batch, optimizer, lr, max_grad_norm=1.0):

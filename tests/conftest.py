@@ -67,6 +67,13 @@ def training_step(config, batch, device, train=True):
     return backend.to_host(seq), float(loss), host_grads, params
 
 
+def snapshot(folder):
+    """Every path under folder (itself included) with its kind, size and modification time: two
+    snapshots are equal when nothing there was created, removed or written."""
+    return {str(p.relative_to(folder)): (p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in [folder, *folder.rglob("*")]}
+
+
 def gpu_available():
     try:
         backend.get_device("cupy")

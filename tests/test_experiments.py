@@ -88,7 +88,7 @@ def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monke
 
 
 def test_one_task_experiments_refuse_two(tiny_model, tmp_path):
-    with pytest.raises(ValueError, match="experiment ablation: expected one task"):
+    with pytest.raises(ValueError, match="tasks: expected one task for experiment ablation"):
         experiments.ablation(tmp_path, base(tiny_model), ("TREC-6", "MRPC"))
 
 

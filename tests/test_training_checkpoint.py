@@ -1,6 +1,8 @@
 """Interrupted runs resume exactly; checkpoints and results are never damaged; odd input is
 handled or refused by name."""
+import dataclasses
 import errno
+import json
 import os
 import signal
 
@@ -10,9 +12,10 @@ import safetensors
 import safetensors.numpy
 
 import minibert
-from minibert import runs, train as train_module
+from minibert import cli, runs, train as train_module
 from minibert.cli import main
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
+from minibert.training_checkpoint import FORMAT
 
 TIMINGS = ("train_seconds", "seconds_per_epoch", "examples_per_second")
 
@@ -164,3 +167,31 @@ def test_empty_padding_only_and_overlong_inputs(tmp_path):
     all_padding = np.zeros((2, 5), dtype=np.int64)
     seq, pooled = model.forward(all_padding, all_padding, all_padding)    # nothing to attend to
     assert np.isfinite(seq).all() and np.isfinite(pooled).all()
+
+
+def test_resume_refuses_options_that_differ_from_the_saved_run(tmp_path, monkeypatch, capsys):
+    """`train --resume DIR` goes on with the saved settings: an option given beside it must equal
+    the saved one (argparse defaults do not count as given), else it is refused by name."""
+    saved = settings(tmp_path, epochs=2, lr=1e-3)
+    manifest = {"format": FORMAT, "extra": {"settings": dataclasses.asdict(saved)}}
+    safetensors.numpy.save_file({"x": np.zeros(1, np.float32)}, tmp_path / CHECKPOINT,
+                                metadata={"manifest": json.dumps(manifest)})
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    for option, value, then in (("--epochs", "3", "2"), ("--lr", "0.01", "0.001"),
+                                ("--task", "SST-2", "'TREC-6'"),
+                                ("--out", "elsewhere", repr(str(tmp_path)))):
+        assert main(["train", "--resume", str(tmp_path), option, value]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {option}: expected {then}" in err and "run being resumed" in err, err
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+    class Started(Exception):
+        pass
+
+    def start(settings, resume):
+        raise Started(settings, resume)
+    monkeypatch.setattr(cli, "run_train", start)
+    monkeypatch.chdir(tmp_path.parent)              # the same folder, spelled another way
+    with pytest.raises(Started) as started:
+        main(["train", "--resume", str(tmp_path), "--epochs", "2", "--out", tmp_path.name])
+    assert started.value.args == (saved, True)
