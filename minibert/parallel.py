@@ -38,6 +38,7 @@ def available_cores():
 
 @dataclasses.dataclass
 class Settings:
+    """How work is cut; the tests set these to cut tiny arrays too."""
     threads: int = available_cores()
     chunk_bytes: int = 1 << 19        # rows per chunk: about this many bytes of the largest input
     min_bytes: int = 1 << 18          # inputs smaller in all are not cut: it would cost more
@@ -89,6 +90,8 @@ _inside = threading.local()       # set while a thread computes chunks: nested o
 
 
 def over_rows(op, spec):
+    """op, computed in chunks of rows as `spec` says when its arguments are NumPy arrays large
+    enough to be worth it; the plain op otherwise."""
     signature = inspect.signature(op)
 
     @functools.wraps(op)
