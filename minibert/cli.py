@@ -192,6 +192,9 @@ def make_parser():
     run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                      help="also checkpoint every STEPS steps (always: each epoch, and on "
                           "SIGINT/SIGTERM; default 0: no more)")
+    run.add_argument("--group-by-length", action="store_true", default=None,
+                     help="batches of similar length (less padding), in shuffled order, as "
+                          "Hugging Face's Trainer groups them; default: plain shuffling")
     run.add_argument("--resume", metavar="DIR",
                      help="go on with the interrupted run in DIR, with its saved settings; "
                           "options given beside it must equal them")

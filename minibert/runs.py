@@ -16,6 +16,7 @@ from tqdm import tqdm
 from . import checks, tasks
 from .adapter_files import load_adapters, save_adapters
 from .adapters import add_adapters
+from .batching import epoch_batches, epoch_order, make_batches, padding_share, token_lengths
 from .files import write_atomically
 from .folder_lock import locked
 from .heads import SequenceClassificationHead
@@ -51,6 +52,7 @@ class RunSettings:
     max_eval_examples: int = None      # None or 0: all
     device: str = None
     checkpoint_every: int = 0      # steps; 0: at the end of each epoch only
+    group_by_length: bool = False  # batches of similar length (less padding), in shuffled order
 
     def __post_init__(self):
         spec = checks.task("task", self.task)
@@ -73,6 +75,7 @@ class RunSettings:
                                                        self.max_train_examples)
         self.max_eval_examples = checks.example_count("max_eval_examples", self.max_eval_examples)
         checks.integer("checkpoint_every", self.checkpoint_every, minimum=0)
+        checks.choice("group_by_length", self.group_by_length, (False, True))
 
     @property
     def learning_rate(self):
@@ -127,25 +130,6 @@ def new_head(model, spec, seed):
                                       seed=seed)
 
 
-def make_batches(tokenizer, examples, batch_size, max_length):
-    """Batch dicts (input_ids, token_type_ids, attention_mask, labels) of consecutive
-    examples, each padded to its own longest sequence."""
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        pairs = [e.text_b for e in chunk] if chunk[0].text_b is not None else None
-        batch = tokenizer([e.text_a for e in chunk], pairs, max_length=max_length)
-        batch["labels"] = np.array([e.label for e in chunk])
-        yield batch
-
-
-def shuffled_batches(tokenizer, examples, settings, epoch, start=0):
-    """One epoch's batches from batch `start` on. The order comes from (seed, epoch) alone, so
-    a resumed run sees the very same batches."""
-    order = np.random.default_rng([settings.seed, epoch]).permutation(len(examples))
-    shuffled = [examples[i] for i in order[start * settings.batch_size:]]
-    return make_batches(tokenizer, shuffled, settings.batch_size, settings.max_seq_length)
-
-
 def predict(model, head, tokenizer, examples, batch_size, max_length):
     """Class ids (or regression values) for every example, dropout off."""
     model.eval()
@@ -167,12 +151,17 @@ def evaluate(model, head, tokenizer, task, examples, batch_size=32, max_length=1
 
 
 def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=None, on_step=None,
-        on_epoch=None):
+        on_epoch=None, lengths=None):
     """train.train on the examples with the settings' learning rate, epochs, batch size and
-    shuffling seed; returns the progress."""
-    def epoch_batches(epoch, start):
-        return shuffled_batches(tokenizer, examples, settings, epoch, start)
-    return train(model, head, epoch_batches, settings.train_settings(),
+    shuffling seed (grouped by length if the settings say so, with the examples' token
+    `lengths`, counted here when not given); returns the progress."""
+    if settings.group_by_length and lengths is None:
+        lengths = token_lengths(tokenizer, examples, settings.max_seq_length)
+    grouping = lengths if settings.group_by_length else None
+
+    def batches(epoch, start):
+        return epoch_batches(tokenizer, examples, settings, epoch, start, grouping)
+    return train(model, head, batches, settings.train_settings(),
                  math.ceil(len(examples) / settings.batch_size), optimizer, progress, on_step,
                  on_epoch)
 
@@ -246,6 +235,7 @@ class Run:
         configure(self.model, self.head, settings.method, settings.top_k)
         self.optimizer = make_optimizer(self.model, self.head, settings.train_settings())
         self.progress, self.history = Progress(), []
+        self.lengths = token_lengths(self.tokenizer, self.data.train, settings.max_seq_length)
 
     def resume(self):
         """Go on from the checkpoint: parameters, optimizer, dropout generators, progress and
@@ -270,7 +260,7 @@ class Run:
         with stop_requests() as requested:
             try:
                 fit(self.model, self.head, self.tokenizer, self.data.train, settings,
-                    self.optimizer, self.progress,
+                    self.optimizer, self.progress, lengths=self.lengths,
                     on_step=functools.partial(self._after_step, bar, requested),
                     on_epoch=functools.partial(self._after_epoch, bar))
             finally:
@@ -315,8 +305,19 @@ class Run:
             "examples_per_second": settings.epochs * len(self.data.train) / train_seconds,
             "train_examples": len(self.data.train), "eval_examples": len(self.data.eval),
             "seed": settings.seed, "learning_rate": settings.learning_rate,
+            "padding_share": self.padding_share(settings.group_by_length),
+            "padding_share_shuffled": self.padding_share(False),
             "settings": dataclasses.asdict(settings), "history": self.history,
         }
+
+    def padding_share(self, grouped):
+        """Padding's share of the training batches' tokens over all epochs, grouped by length or
+        plainly shuffled."""
+        settings, n = self.settings, len(self.lengths)
+        return float(np.mean([padding_share(
+            epoch_order(n, settings.seed, epoch, settings.batch_size,
+                        self.lengths if grouped else None), self.lengths, settings.batch_size)
+            for epoch in range(settings.epochs)]))
 
     def finish(self):
         """Write the adapter file (method adapters) and results.json, each atomically, then

@@ -37,7 +37,8 @@ import numpy as np
 
 import minibert
 from minibert import tasks
-from minibert.runs import RunSettings, evaluate, shuffled_batches
+from minibert.batching import epoch_batches
+from minibert.runs import RunSettings, evaluate
 from minibert.train import TrainSettings, configure, train
 
 SEED = 0
@@ -104,7 +105,7 @@ for method, (model, head) in models.items():
 # The training loop is `minibert.train.train`: for each batch, forward, loss, backward,
 # gradient clipping at norm 1, and an AdamW step, with the learning rate warmed up over the
 # first 10% of the steps and then decayed linearly to zero. Batches come from a function of
-# the epoch (and of the batch to start from, used when a run resumes): `runs.shuffled_batches`
+# the epoch (and of the batch to start from, used when a run resumes): `batching.epoch_batches`
 # shuffles each epoch with a generator seeded by (seed, epoch) and pads each batch to its own
 # longest question. `on_step` lets us record the loss of every step.
 #
@@ -118,8 +119,8 @@ EVAL_BATCH_SIZE = 64   # larger batches
 steps_per_epoch = math.ceil(len(train_examples) / BATCH_SIZE)
 
 
-def epoch_batches(epoch, start):
-    return shuffled_batches(tok, train_examples, settings, epoch, start)
+def batches(epoch, start):
+    return epoch_batches(tok, train_examples, settings, epoch, start)
 
 
 runs = {}
@@ -127,7 +128,7 @@ for method, (model, head) in models.items():
     frozen_before = model.params["encoder.layer.2.attention.self.query.weight"].copy()
     losses = []
     start = time.perf_counter()
-    train(model, head, epoch_batches, TrainSettings(lr=LEARNING_RATE[method], epochs=EPOCHS),
+    train(model, head, batches, TrainSettings(lr=LEARNING_RATE[method], epochs=EPOCHS),
           steps_per_epoch, on_step=lambda progress, loss, examples: losses.append(loss))
     seconds = time.perf_counter() - start
     metrics = evaluate(model, head, tok, "TREC-6", test, EVAL_BATCH_SIZE, MAX_SEQ_LENGTH)
@@ -233,7 +234,7 @@ print("reloaded on a fresh base: same accuracy on 64 test questions:", again["ac
 # %% [markdown]
 # ## Summary
 #
-# * `tasks.load_examples`, `runs.shuffled_batches`, `train.configure` / `train` /
+# * `tasks.load_examples`, `batching.epoch_batches`, `train.configure` / `train` /
 #   `TrainSettings` and `runs.evaluate` are the pieces of a run; `minibert train` on the command line strings
 #   them together.
 # * Adapter tuning trains under 3% of minilm-l6's parameters (adapters, LayerNorms, head) and

@@ -37,7 +37,8 @@ import numpy as np
 import minibert
 from minibert import tasks
 from minibert.adapters import disable_adapter_layers
-from minibert.runs import RunSettings, evaluate, predict, shuffled_batches
+from minibert.batching import epoch_batches
+from minibert.runs import RunSettings, evaluate, predict
 from minibert.train import TrainSettings, configure, train
 
 SEED = 0
@@ -67,8 +68,8 @@ EVAL_BATCH_SIZE = 64
 steps_per_epoch = math.ceil(len(train_examples) / BATCH_SIZE)
 
 
-def epoch_batches(epoch, start):
-    return shuffled_batches(tok, train_examples, settings, epoch, start)
+def batches(epoch, start):
+    return epoch_batches(tok, train_examples, settings, epoch, start)
 
 
 def score(model, head):
@@ -86,7 +87,7 @@ def train_adapters(name, init_std):
     head = minibert.SequenceClassificationHead(base.config.hidden_size, spec.num_labels, seed=SEED)
     configure(base, head, "adapters")
     losses = []
-    train(base, head, epoch_batches, TrainSettings(lr=LEARNING_RATE, epochs=EPOCHS),
+    train(base, head, batches, TrainSettings(lr=LEARNING_RATE, epochs=EPOCHS),
           steps_per_epoch, on_step=lambda progress, loss, examples: losses.append(loss))
     return head, np.array(losses)
 
