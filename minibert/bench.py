@@ -169,22 +169,26 @@ def run(spec):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def check_arguments(models, batch_size, seq_length, repeats):
+def check_arguments(models, batch_size, seq_lengths, repeats):
     """benchmark's arguments, before any work: architectures alone are timed with random weights,
-    and seq_length must fit every model's position table."""
+    and every sequence length must fit every model's position table."""
     if isinstance(models, str) or not models:
         raise checks.BadValue("models", f"expected a list of one or more models, found {models!r}")
     configs = [checks.model_config("models", model, weights=False) for model in models]
     checks.integer("batch_size", batch_size)
-    checks.integer("seq_length", seq_length, 1,
-                   min(config.max_position_embeddings for config in configs))
+    if isinstance(seq_lengths, (str, int)) or not seq_lengths:
+        raise checks.BadValue("seq_length", f"expected a list of one or more lengths, found "
+                                            f"{seq_lengths!r}")
+    for T in seq_lengths:
+        checks.integer("seq_length", T, 1, min(config.max_position_embeddings for config in configs))
     checks.integer("repeats", repeats)
 
 
-def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_length=128,
+def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_lengths=(24, 64, 128),
               repeats=3, with_torch=None, progress=print):
-    """Every workload of every model, with minibert and (if importable) torch -> report dict."""
-    check_arguments(models, batch_size, seq_length, repeats)
+    """Every workload of every model at every sequence length, with minibert and (if importable)
+    torch -> report dict: report["models"][model][str(T)] holds one shape's rows."""
+    check_arguments(models, batch_size, seq_lengths, repeats)
     if with_torch is None:
         try:
             import torch  # noqa: F401
@@ -193,60 +197,69 @@ def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_lengt
         except ImportError:
             with_torch = False
     peak = matmul_peak()
-    report = {"batch_size": batch_size, "seq_length": seq_length, "repeats": repeats,
+    report = {"batch_size": batch_size, "seq_lengths": list(seq_lengths), "repeats": repeats,
               "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
               "matmul_peak_gflops": peak, "models": {}}
     for model in models:
-        config = config_of(model)
-        rows = {}
-        for workload in WORKLOADS:
-            spec = {"model": model, "workload": workload, "batch_size": batch_size,
-                    "seq_length": seq_length, "repeats": repeats}
-            row = run({**spec, "impl": "minibert"})
-            flops = count_flops(config, batch_size, seq_length, workload)
-            row.update(tokens_per_second=batch_size * seq_length / row["seconds"],
-                       gflops=flops / row["seconds"] / 1e9,
-                       share_of_matmul_peak=flops / row["seconds"] / 1e9 / peak)
-            if with_torch:
-                reference = run({**spec, "impl": "torch"})
-                row.update(torch_seconds=reference["seconds"],
-                           torch_peak_memory_mib=reference["peak_memory_mib"],
-                           torch_workload_memory_mib=reference["workload_memory_mib"],
-                           speed_vs_torch=reference["seconds"] / row["seconds"])
-            rows[workload] = row
-            progress(f"{model} {workload}: {row['seconds']:.3f} s"
-                     + (f" (torch {row['torch_seconds']:.3f} s)" if with_torch else ""))
-        rows["adapter_inference_overhead"] = (rows["adapter_inference"]["seconds"]
-                                              / rows["inference"]["seconds"] - 1.0)
-        rows["adapter_vs_full_time"] = rows["adapter_step"]["seconds"] / rows["full_step"]["seconds"]
-        full_memory = rows["full_step"]["workload_memory_mib"]
-        rows["adapter_vs_full_memory"] = (rows["adapter_step"]["workload_memory_mib"] / full_memory
-                                          if full_memory > 0 else None)   # None: too small to see
-        report["models"][model] = rows
+        report["models"][model] = {str(T): _shape_rows(model, batch_size, T, repeats, with_torch,
+                                                       peak, progress)
+                                   for T in seq_lengths}
     return report
 
 
+def _shape_rows(model, batch_size, T, repeats, with_torch, peak, progress):
+    """Every workload of one model at one shape (B, T), and the ratios between them."""
+    config = config_of(model)
+    rows = {}
+    for workload in WORKLOADS:
+        spec = {"model": model, "workload": workload, "batch_size": batch_size,
+                "seq_length": T, "repeats": repeats}
+        row = run({**spec, "impl": "minibert"})
+        flops = count_flops(config, batch_size, T, workload)
+        row.update(tokens_per_second=batch_size * T / row["seconds"],
+                   gflops=flops / row["seconds"] / 1e9,
+                   share_of_matmul_peak=flops / row["seconds"] / 1e9 / peak)
+        if with_torch:
+            reference = run({**spec, "impl": "torch"})
+            row.update(torch_seconds=reference["seconds"],
+                       torch_peak_memory_mib=reference["peak_memory_mib"],
+                       torch_workload_memory_mib=reference["workload_memory_mib"],
+                       speed_vs_torch=reference["seconds"] / row["seconds"])
+        rows[workload] = row
+        progress(f"{model} T={T} {workload}: {row['seconds']:.3f} s"
+                 + (f" (torch {row['torch_seconds']:.3f} s)" if with_torch else ""))
+    rows["adapter_inference_overhead"] = (rows["adapter_inference"]["seconds"]
+                                          / rows["inference"]["seconds"] - 1.0)
+    rows["adapter_vs_full_time"] = rows["adapter_step"]["seconds"] / rows["full_step"]["seconds"]
+    full_memory = rows["full_step"]["workload_memory_mib"]
+    rows["adapter_vs_full_memory"] = (rows["adapter_step"]["workload_memory_mib"] / full_memory
+                                      if full_memory > 0 else None)   # None: too small to see
+    return rows
+
+
 def format_report(report):
-    lines = [f"batch {report['batch_size']} x {report['seq_length']} tokens, float32, "
-             f"{report['threads']} threads; float32 matmul peak {report['matmul_peak_gflops']:.0f} "
-             "GFLOP/s",
+    lines = [f"batch {report['batch_size']}, float32, {report['threads']} threads; float32 matmul "
+             f"peak {report['matmul_peak_gflops']:.0f} GFLOP/s",
              "MiB: memory the workload adds to its process (peak resident minus the libraries); "
              "vs torch: PyTorch's time / minibert's",
-             f"{'model':18s} {'workload':18s} {'seconds':>8s} {'tokens/s':>9s} {'GFLOP/s':>8s} "
-             f"{'% peak':>7s} {'MiB':>7s} {'torch s':>8s} {'torch MiB':>9s} {'vs torch':>8s}"]
-    for model, rows in report["models"].items():
-        for workload in WORKLOADS:
-            r = rows[workload]
-            torch_part = (f"{r['torch_seconds']:8.3f} {r['torch_workload_memory_mib']:9.0f} "
-                          f"{r['speed_vs_torch']:7.2f}x"
-                          if "torch_seconds" in r else f"{'-':>8s} {'-':>9s} {'-':>8s}")
-            lines.append(f"{model:18s} {workload:18s} {r['seconds']:8.3f} "
-                         f"{r['tokens_per_second']:9.0f} {r['gflops']:8.1f} "
-                         f"{100 * r['share_of_matmul_peak']:6.1f}% {r['workload_memory_mib']:7.0f} "
-                         f"{torch_part}")
-        lines.append(f"{model:18s} adapter step / full step: time {rows['adapter_vs_full_time']:.2f}, "
-                     f"memory {_ratio(rows['adapter_vs_full_memory'])}; adapters add "
-                     f"{100 * rows['adapter_inference_overhead']:.1f}% to inference")
+             f"{'model':18s} {'T':>4s} {'workload':18s} {'seconds':>8s} {'tokens/s':>9s} "
+             f"{'GFLOP/s':>8s} {'% peak':>7s} {'MiB':>7s} {'torch s':>8s} {'torch MiB':>9s} "
+             f"{'vs torch':>8s}"]
+    for model, shapes in report["models"].items():
+        for T, rows in shapes.items():
+            for workload in WORKLOADS:
+                r = rows[workload]
+                torch_part = (f"{r['torch_seconds']:8.3f} {r['torch_workload_memory_mib']:9.0f} "
+                              f"{r['speed_vs_torch']:7.2f}x"
+                              if "torch_seconds" in r else f"{'-':>8s} {'-':>9s} {'-':>8s}")
+                lines.append(f"{model:18s} {T:>4s} {workload:18s} {r['seconds']:8.3f} "
+                             f"{r['tokens_per_second']:9.0f} {r['gflops']:8.1f} "
+                             f"{100 * r['share_of_matmul_peak']:6.1f}% "
+                             f"{r['workload_memory_mib']:7.0f} {torch_part}")
+            lines.append(f"{model:18s} {T:>4s} adapter step / full step: time "
+                         f"{rows['adapter_vs_full_time']:.2f}, memory "
+                         f"{_ratio(rows['adapter_vs_full_memory'])}; adapters add "
+                         f"{100 * rows['adapter_inference_overhead']:.1f}% to inference")
     return "\n".join(lines)
 
 

@@ -211,7 +211,9 @@ def make_parser():
                        help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
                             "architecture alone is timed with random weights")
     speed.add_argument("--batch-size", type=int, default=32)
-    speed.add_argument("--seq-length", type=int, default=128)
+    speed.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128],
+                       help="one or more lengths T, each timed at batch x T (default 24 64 128: "
+                            "short sentences, pairs, and longer inputs)")
     speed.add_argument("--repeats", type=int, default=3)
     speed.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     speed.add_argument("--json", action="store_true")

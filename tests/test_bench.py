@@ -8,7 +8,7 @@ from minibert.bench import WORKLOADS, count_flops
 from minibert.cli import main
 from minibert.named_models import config_of
 
-B, T = 2, 8
+B, LENGTHS = 2, (8, 12)
 RATIOS = ("adapter_inference_overhead", "adapter_vs_full_time", "adapter_vs_full_memory")
 
 
@@ -19,40 +19,47 @@ def same_quotient(value):
 
 
 def run_bench(capsys, models, with_torch):
-    assert main(["bench", "--models", *models, "--batch-size", str(B), "--seq-length", str(T),
-                 "--repeats", "1", "--json", *([] if with_torch else ["--no-torch"])]) == 0
+    assert main(["bench", "--models", *models, "--batch-size", str(B), "--seq-length",
+                 *map(str, LENGTHS), "--repeats", "1", "--json",
+                 *([] if with_torch else ["--no-torch"])]) == 0
     return json.loads(capsys.readouterr().out)
 
 
 def check_report(report, models, with_torch):
-    assert (report["batch_size"], report["seq_length"], report["repeats"]) == (B, T, 1)
+    assert (report["batch_size"], report["seq_lengths"], report["repeats"]) == (B, list(LENGTHS), 1)
     peak = report["matmul_peak_gflops"]
     assert peak > 0
     assert list(report["models"]) == list(models)
-    for model, rows in report["models"].items():
-        assert set(rows) == set(WORKLOADS) | set(RATIOS), model
-        for workload in WORKLOADS:
-            row, where = rows[workload], (model, workload)
-            seconds = row["seconds"]
-            assert seconds > 0 and row["peak_memory_mib"] >= row["workload_memory_mib"] >= 0, where
-            assert row["tokens_per_second"] == same_quotient(B * T / seconds), where
-            flops = count_flops(config_of(model), B, T, workload)
-            assert row["gflops"] == same_quotient(flops / seconds / 1e9), where
-            assert row["share_of_matmul_peak"] == same_quotient(row["gflops"] / peak), where
-            if with_torch:
-                assert row["torch_seconds"] > 0 and row["torch_workload_memory_mib"] >= 0, where
-                assert row["speed_vs_torch"] == same_quotient(row["torch_seconds"] / seconds), where
-            else:
-                assert not any(field.startswith("torch") for field in row), where
-        seconds = {w: rows[w]["seconds"] for w in WORKLOADS}
-        assert rows["adapter_vs_full_time"] == same_quotient(seconds["adapter_step"]
-                                                             / seconds["full_step"]), model
-        assert rows["adapter_inference_overhead"] == same_quotient(
-            seconds["adapter_inference"] / seconds["inference"] - 1), model
-        memory = {w: rows[w]["workload_memory_mib"] for w in ("adapter_step", "full_step")}
-        assert rows["adapter_vs_full_memory"] == (
-            same_quotient(memory["adapter_step"] / memory["full_step"]) if memory["full_step"] > 0
-            else None), model
+    for model, shapes in report["models"].items():
+        assert list(shapes) == [str(T) for T in LENGTHS], model
+        for T in LENGTHS:
+            check_shape(shapes[str(T)], model, T, peak, with_torch)
+
+
+def check_shape(rows, model, T, peak, with_torch):
+    assert set(rows) == set(WORKLOADS) | set(RATIOS), (model, T)
+    for workload in WORKLOADS:
+        row, where = rows[workload], (model, T, workload)
+        seconds = row["seconds"]
+        assert seconds > 0 and row["peak_memory_mib"] >= row["workload_memory_mib"] >= 0, where
+        assert row["tokens_per_second"] == same_quotient(B * T / seconds), where
+        flops = count_flops(config_of(model), B, T, workload)
+        assert row["gflops"] == same_quotient(flops / seconds / 1e9), where
+        assert row["share_of_matmul_peak"] == same_quotient(row["gflops"] / peak), where
+        if with_torch:
+            assert row["torch_seconds"] > 0 and row["torch_workload_memory_mib"] >= 0, where
+            assert row["speed_vs_torch"] == same_quotient(row["torch_seconds"] / seconds), where
+        else:
+            assert not any(field.startswith("torch") for field in row), where
+    seconds = {w: rows[w]["seconds"] for w in WORKLOADS}
+    assert rows["adapter_vs_full_time"] == same_quotient(seconds["adapter_step"]
+                                                         / seconds["full_step"]), (model, T)
+    assert rows["adapter_inference_overhead"] == same_quotient(
+        seconds["adapter_inference"] / seconds["inference"] - 1), (model, T)
+    memory = {w: rows[w]["workload_memory_mib"] for w in ("adapter_step", "full_step")}
+    assert rows["adapter_vs_full_memory"] == (
+        same_quotient(memory["adapter_step"] / memory["full_step"]) if memory["full_step"] > 0
+        else None), (model, T)
 
 
 @pytest.mark.slow
@@ -87,7 +94,7 @@ def flops_by_hand(config, B, T, workload, M=64):
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
-@pytest.mark.parametrize("model, batch, tokens", [("tiny-random", B, T),
+@pytest.mark.parametrize("model, batch, tokens", [("tiny-random", B, LENGTHS[0]),
                                                   ("bert-base-random", 32, 128)])
 def test_flop_counts_match_a_count_by_hand(model, batch, tokens, workload):
     config = config_of(model)

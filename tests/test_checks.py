@@ -60,7 +60,7 @@ def model():
      "batch_size: expected a positive integer, found 0"),
     (lambda: run_eval("TREC-6", "minilm-l6", adapters="no-such.safetensors"),
      "adapters: expected a file, found nothing at no-such.safetensors"),
-    (lambda: bench.benchmark(["tiny-random"], seq_length=129),
+    (lambda: bench.benchmark(["tiny-random"], seq_lengths=[24, 129]),
      r"seq_length: expected an integer in \[1, 128\], found 129"),
     (lambda: bench.benchmark(["tiny-random"], repeats=0),
      "repeats: expected a positive integer, found 0"),
