@@ -10,15 +10,18 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+import types
 
 import numpy as np
 
-from . import checks
+from . import checks, tasks
 from .named_models import config_of, folder_of, has_weights
 from .names import is_layernorm
 
 WORKLOADS = ("inference", "adapter_inference", "full_step", "adapter_step")
+BATCH_KEYS = ("input_ids", "token_type_ids", "attention_mask", "labels")
 WARMUP_STEPS = 2
 
 
@@ -67,29 +70,27 @@ def _batch(config, B, T, seed=0):
             "labels": rng.integers(0, 2, B)}
 
 
-def minibert_workload(model_name, workload, B, T):
-    """A callable that runs one step of `workload` with minibert."""
+def minibert_workload(model_name, workload, batches):
+    """A callable that runs one step of `workload` with minibert on each batch in turn."""
     from .adapters import add_adapters
     from .heads import SequenceClassificationHead
     from .model import BertModel
     from .optim import AdamW
     from .train import configure, train_step
     model = BertModel.from_pretrained(model_name, allow_random=True)
-    config = model.config
-    batch = _batch(config, B, T)
     if workload.startswith("adapter"):
         add_adapters(model, size=64)
     if workload.endswith("inference"):
         model.eval()
-        return lambda: model.forward(batch["input_ids"], batch["token_type_ids"],
-                                     batch["attention_mask"], keep_cache=False)
-    head = SequenceClassificationHead(config.hidden_size, 2)
+        return lambda: [model.forward(b["input_ids"], b["token_type_ids"], b["attention_mask"],
+                                      keep_cache=False) for b in batches]
+    head = SequenceClassificationHead(model.config.hidden_size, 2)
     configure(model, head, "adapters" if workload == "adapter_step" else "full")
     optimizer = AdamW([model, head])
-    return lambda: train_step(model, head, batch, optimizer, 1e-5)
+    return lambda: [train_step(model, head, b, optimizer, 1e-5) for b in batches]
 
 
-def torch_workload(model_name, workload, B, T):
+def torch_workload(model_name, workload, batches):
     """The same step in PyTorch eager: transformers' BertModel, a linear head, AdamW; for the
     adapter step, Houlsby adapters hooked after each sub-layer's output dropout, and every
     frozen parameter with requires_grad=False."""
@@ -103,8 +104,9 @@ def torch_workload(model_name, workload, B, T):
     else:
         model = transformers.BertModel(transformers.BertConfig(**config.to_dict(),
                                                                attn_implementation="eager"))
-    batch = {k: torch.from_numpy(v) for k, v in _batch(config, B, T).items()}
-    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    batches = [{k: torch.from_numpy(v) for k, v in b.items()} for b in batches]
+    inputs = [{k: b[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+              for b in batches]
     C = config.hidden_size
     params = list(model.parameters())
     if workload.startswith("adapter"):
@@ -122,20 +124,22 @@ def torch_workload(model_name, workload, B, T):
 
         def infer():
             with torch.no_grad():
-                model(**inputs)
+                for batch_inputs in inputs:
+                    model(**batch_inputs)
         return infer
     model.train()
     head = torch.nn.Linear(C, 2)
     optimizer = torch.optim.AdamW(params + list(head.parameters()), lr=1e-5, eps=1e-6)
 
-    def step():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(head(model(**inputs).pooler_output),
-                                                 batch["labels"])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params + list(head.parameters()), 1.0)
-        optimizer.step()
-    return step
+    def steps():
+        for batch, batch_inputs in zip(batches, inputs):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(head(model(**batch_inputs).pooler_output),
+                                                     batch["labels"])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params + list(head.parameters()), 1.0)
+            optimizer.step()
+    return steps
 
 
 def worker(spec):
@@ -149,12 +153,22 @@ def worker(spec):
         import transformers  # noqa: F401
         build = torch_workload
     baseline = _peak_mib()
-    step = build(spec["model"], spec["workload"], spec["batch_size"], spec["seq_length"])
+    step = build(spec["model"], spec["workload"], _worker_batches(spec))
     for _ in range(WARMUP_STEPS):
         step()
     times = [_timed(step) for _ in range(spec["repeats"])]
     return {"seconds": float(np.median(times)), "peak_memory_mib": _peak_mib(),
             "workload_memory_mib": _peak_mib() - baseline}
+
+
+def _worker_batches(spec):
+    """The batches a worker times: a task's real batches from the file the report made, or one
+    random batch of the shape (batch_size, seq_length)."""
+    if "batches_file" in spec:
+        with np.load(spec["batches_file"]) as stored:
+            return [{key: stored[f"{i}/{key}"] for key in BATCH_KEYS}
+                    for i in range(spec["batches"])]
+    return [_batch(config_of(spec["model"]), spec["batch_size"], spec["seq_length"])]
 
 
 def _peak_mib():
@@ -169,9 +183,10 @@ def run(spec):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def check_arguments(models, batch_size, seq_lengths, repeats):
+def check_arguments(models, batch_size, seq_lengths, repeats, task=None, batches=10,
+                    data_dir=None):
     """benchmark's arguments, before any work: architectures alone are timed with random weights,
-    and every sequence length must fit every model's position table."""
+    every sequence length must fit every model's position table, and a task its files."""
     if isinstance(models, str) or not models:
         raise checks.BadValue("models", f"expected a list of one or more models, found {models!r}")
     configs = [checks.model_config("models", model, weights=False) for model in models]
@@ -182,13 +197,29 @@ def check_arguments(models, batch_size, seq_lengths, repeats):
     for T in seq_lengths:
         checks.integer("seq_length", T, 1, min(config.max_position_embeddings for config in configs))
     checks.integer("repeats", repeats)
+    checks.integer("batches", batches)
+    if data_dir is not None:
+        checks.existing_folder("data_dir", data_dir)
+    if task is not None:
+        checks.task_files("data_dir", checks.task("task", task), data_dir, ("train",))
+        # real batches are tokenized with BERT's uncased WordPiece (30,522 ids) up to 128 tokens
+        small = [m for m, c in zip(models, configs)
+                 if c.vocab_size < 30522 or c.max_position_embeddings < 128]
+        if small:
+            raise checks.BadValue("models", f"expected models that take BERT's uncased "
+                                            f"vocabulary and 128 positions for --task, found "
+                                            f"{', '.join(small)}")
 
 
 def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_lengths=(24, 64, 128),
-              repeats=3, with_torch=None, progress=print):
-    """Every workload of every model at every sequence length, with minibert and (if importable)
-    torch -> report dict: report["models"][model][str(T)] holds one shape's rows."""
-    check_arguments(models, batch_size, seq_lengths, repeats)
+              repeats=3, with_torch=None, progress=print, task=None, batches=10, data_dir=None):
+    """Every workload of every model, with minibert and (if importable) torch -> report dict.
+
+    Random batches of each shape (batch_size, T), T in seq_lengths: report["models"][model][str(T)]
+    holds one shape's rows. With `task`, the first `batches` batches of the task's training set
+    instead, in the order training takes them (seed 0), each padded to its own longest sequence:
+    report["models"][model][task] holds their rows, report["task"] the batches' widths and padding."""
+    check_arguments(models, batch_size, seq_lengths, repeats, task, batches, data_dir)
     if with_torch is None:
         try:
             import torch  # noqa: F401
@@ -197,26 +228,66 @@ def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_lengt
         except ImportError:
             with_torch = False
     peak = matmul_peak()
-    report = {"batch_size": batch_size, "seq_lengths": list(seq_lengths), "repeats": repeats,
+    report = {"batch_size": batch_size, "repeats": repeats,
               "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
               "matmul_peak_gflops": peak, "models": {}}
-    for model in models:
-        report["models"][model] = {str(T): _shape_rows(model, batch_size, T, repeats, with_torch,
-                                                       peak, progress)
-                                   for T in seq_lengths}
+    if task is None:
+        report["seq_lengths"] = list(seq_lengths)
+        for model in models:
+            report["models"][model] = {
+                str(T): _rows(model, {"batch_size": batch_size, "seq_length": T}, [(batch_size, T)],
+                              batch_size * T, repeats, with_torch, peak, progress, f"T={T}")
+                for T in seq_lengths}
+        return report
+    real_batches, examples = _task_batches(task, batch_size, batches, data_dir)
+    shapes = [b["input_ids"].shape for b in real_batches]
+    real_tokens = int(sum(b["attention_mask"].sum() for b in real_batches))
+    padded_tokens = sum(B * T for B, T in shapes)
+    report["task"] = {"name": task, "batches": len(real_batches), "widths": [T for _, T in shapes],
+                      "tokens": padded_tokens, "real_tokens": real_tokens,
+                      "padding_share": 1.0 - real_tokens / padded_tokens,
+                      "batches_per_epoch": -(-examples // batch_size)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "batches.npz")
+        np.savez(path, **{f"{i}/{key}": b[key] for i, b in enumerate(real_batches)
+                          for key in BATCH_KEYS})
+        for model in models:
+            rows = _rows(model, {"batches_file": path, "batches": len(real_batches)}, shapes,
+                         padded_tokens, repeats, with_torch, peak, progress, task)
+            for workload in WORKLOADS:
+                row = rows[workload]
+                row["real_tokens_per_second"] = real_tokens / row["seconds"]
+                row["epoch_seconds"] = (row["seconds"] / len(real_batches)
+                                        * report["task"]["batches_per_epoch"])
+            report["models"][model] = {task: rows}
     return report
 
 
-def _shape_rows(model, batch_size, T, repeats, with_torch, peak, progress):
-    """Every workload of one model at one shape (B, T), and the ratios between them."""
+def _task_batches(task, batch_size, count, data_dir, max_seq_length=128):
+    """The first `count` training batches of a task as `minibert train` makes them (seed 0's
+    order, BERT's uncased WordPiece, padded to each batch's longest), and the number of training
+    examples."""
+    from .batching import epoch_batches
+    from .tokenizer import Tokenizer
+    examples = tasks.load_examples(task, "train", data_dir)
+    settings = types.SimpleNamespace(seed=0, batch_size=batch_size, max_seq_length=max_seq_length)
+    made = epoch_batches(Tokenizer.from_pretrained("minilm-l6"), examples, settings, 0)
+    batches = [batch for batch, _ in zip(made, range(count))]
+    for batch in batches:       # for the benchmark's 2-class head: the time does not depend on them
+        batch["labels"] = np.arange(len(batch["labels"])) % 2
+    return batches, len(examples)
+
+
+def _rows(model, shape, shapes, tokens, repeats, with_torch, peak, progress, label):
+    """Every workload of one model on the batches `shape` names for the workers ((B, T) of each
+    in `shapes`), and the ratios between them."""
     config = config_of(model)
     rows = {}
     for workload in WORKLOADS:
-        spec = {"model": model, "workload": workload, "batch_size": batch_size,
-                "seq_length": T, "repeats": repeats}
+        spec = {"model": model, "workload": workload, "repeats": repeats, **shape}
         row = run({**spec, "impl": "minibert"})
-        flops = count_flops(config, batch_size, T, workload)
-        row.update(tokens_per_second=batch_size * T / row["seconds"],
+        flops = sum(count_flops(config, B, T, workload) for B, T in shapes)
+        row.update(tokens_per_second=tokens / row["seconds"],
                    gflops=flops / row["seconds"] / 1e9,
                    share_of_matmul_peak=flops / row["seconds"] / 1e9 / peak)
         if with_torch:
@@ -226,7 +297,7 @@ def _shape_rows(model, batch_size, T, repeats, with_torch, peak, progress):
                        torch_workload_memory_mib=reference["workload_memory_mib"],
                        speed_vs_torch=reference["seconds"] / row["seconds"])
         rows[workload] = row
-        progress(f"{model} T={T} {workload}: {row['seconds']:.3f} s"
+        progress(f"{model} {label} {workload}: {row['seconds']:.3f} s"
                  + (f" (torch {row['torch_seconds']:.3f} s)" if with_torch else ""))
     rows["adapter_inference_overhead"] = (rows["adapter_inference"]["seconds"]
                                           / rows["inference"]["seconds"] - 1.0)
@@ -241,10 +312,15 @@ def format_report(report):
     lines = [f"batch {report['batch_size']}, float32, {report['threads']} threads; float32 matmul "
              f"peak {report['matmul_peak_gflops']:.0f} GFLOP/s",
              "MiB: memory the workload adds to its process (peak resident minus the libraries); "
-             "vs torch: PyTorch's time / minibert's",
-             f"{'model':18s} {'T':>4s} {'workload':18s} {'seconds':>8s} {'tokens/s':>9s} "
-             f"{'GFLOP/s':>8s} {'% peak':>7s} {'MiB':>7s} {'torch s':>8s} {'torch MiB':>9s} "
-             f"{'vs torch':>8s}"]
+             "vs torch: PyTorch's time / minibert's"]
+    if "task" in report:
+        t = report["task"]
+        lines.append(f"{t['name']}: the first {t['batches']} training batches, {min(t['widths'])} "
+                     f"to {max(t['widths'])} tokens wide, {100 * t['padding_share']:.1f}% padding; "
+                     f"epoch: {t['batches_per_epoch']} batches")
+    lines.append(f"{'model':18s} {'T':>6s} {'workload':18s} {'seconds':>8s} {'tokens/s':>9s} "
+                 f"{'GFLOP/s':>8s} {'% peak':>7s} {'MiB':>7s} {'torch s':>8s} {'torch MiB':>9s} "
+                 f"{'vs torch':>8s}")
     for model, shapes in report["models"].items():
         for T, rows in shapes.items():
             for workload in WORKLOADS:
@@ -252,14 +328,20 @@ def format_report(report):
                 torch_part = (f"{r['torch_seconds']:8.3f} {r['torch_workload_memory_mib']:9.0f} "
                               f"{r['speed_vs_torch']:7.2f}x"
                               if "torch_seconds" in r else f"{'-':>8s} {'-':>9s} {'-':>8s}")
-                lines.append(f"{model:18s} {T:>4s} {workload:18s} {r['seconds']:8.3f} "
+                lines.append(f"{model:18s} {T:>6s} {workload:18s} {r['seconds']:8.3f} "
                              f"{r['tokens_per_second']:9.0f} {r['gflops']:8.1f} "
                              f"{100 * r['share_of_matmul_peak']:6.1f}% "
                              f"{r['workload_memory_mib']:7.0f} {torch_part}")
-            lines.append(f"{model:18s} {T:>4s} adapter step / full step: time "
+            lines.append(f"{model:18s} {T:>6s} adapter step / full step: time "
                          f"{rows['adapter_vs_full_time']:.2f}, memory "
                          f"{_ratio(rows['adapter_vs_full_memory'])}; adapters add "
                          f"{100 * rows['adapter_inference_overhead']:.1f}% to inference")
+            if "epoch_seconds" in rows["adapter_step"]:
+                step = rows["adapter_step"]
+                lines.append(f"{model:18s} {T:>6s} an adapter epoch at this pace: "
+                             f"{step['epoch_seconds']:.0f} s" + (
+                                 f" (torch {step['epoch_seconds'] * step['speed_vs_torch']:.0f} s)"
+                                 if "speed_vs_torch" in step else ""))
     return "\n".join(lines)
 
 

@@ -103,7 +103,8 @@ def bench_command(args):
     from .bench import benchmark, format_report
     report = benchmark(args.models, args.batch_size, args.seq_length, args.repeats,
                        with_torch=False if args.no_torch else None,
-                       progress=lambda line: print(line, file=sys.stderr))
+                       progress=lambda line: print(line, file=sys.stderr), task=args.task,
+                       batches=args.batches, data_dir=args.data_dir)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -215,6 +216,11 @@ def make_parser():
                        help="one or more lengths T, each timed at batch x T (default 24 64 128: "
                             "short sentences, pairs, and longer inputs)")
     speed.add_argument("--repeats", type=int, default=3)
+    speed.add_argument("--task", help="time real batches instead: the first --batches training "
+                                      "batches of this task, as train makes them; "
+                                      + ", ".join(tasks.TASKS))
+    speed.add_argument("--batches", type=int, default=10, help="with --task (default 10)")
+    speed.add_argument("--data-dir", help="with --task: the GLUE folder (default $GLUE_DIR)")
     speed.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     speed.add_argument("--json", action="store_true")
 

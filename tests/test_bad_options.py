@@ -123,7 +123,8 @@ COMMANDS = {
     "bench": (["bench", "--no-torch", "--models", "tiny-random"], {
         "--models": NOT_A_MODEL, "--batch-size": POSITIVE_INTEGER,
         "--seq-length": integers_outside(1, 128),          # tiny-random's position table
-        "--repeats": POSITIVE_INTEGER}),
+        "--repeats": POSITIVE_INTEGER, "--task": NOT_A_TASK, "--batches": POSITIVE_INTEGER,
+        "--data-dir": NOT_A_FOLDER}),
     "experiment": (["experiment", "init-scale", "--tasks", "TREC-6", "--out", "experiments"], {
         **RUN_OPTIONS, "name": NOT_AN_EXPERIMENT, "--out": NO_OUTPUT_FOLDER,
         "--tasks": NOT_A_TASK, "--epochs": POSITIVE_INTEGER, "--max-train-examples": COUNT,

@@ -1,12 +1,17 @@
 """`minibert bench`: every number of its report is what the report says it is, and the FLOP counts
 its GFLOP/s rest on agree with a count made by hand from the shapes."""
+import itertools
 import json
+import types
 
 import pytest
 
+from minibert import tasks
+from minibert.batching import epoch_batches
 from minibert.bench import WORKLOADS, count_flops
 from minibert.cli import main
 from minibert.named_models import config_of
+from minibert.tokenizer import Tokenizer
 
 B, LENGTHS = 2, (8, 12)
 RATIOS = ("adapter_inference_overhead", "adapter_vs_full_time", "adapter_vs_full_memory")
@@ -100,3 +105,30 @@ def test_flop_counts_match_a_count_by_hand(model, batch, tokens, workload):
     config = config_of(model)
     assert count_flops(config, batch, tokens, workload) == flops_by_hand(config, batch, tokens,
                                                                          workload)
+
+
+@pytest.mark.slow
+def test_report_of_a_tasks_real_batches(capsys):
+    # the batches `minibert train` makes first: seed 0's order, each padded to its longest
+    examples = tasks.load_examples("TREC-6", "train")
+    settings = types.SimpleNamespace(seed=0, batch_size=4, max_seq_length=128)
+    first = list(itertools.islice(epoch_batches(Tokenizer.from_pretrained("minilm-l6"), examples,
+                                                settings, 0), 2))
+    shapes = [b["input_ids"].shape for b in first]
+    real = sum(int(b["attention_mask"].sum()) for b in first)
+    padded = sum(B * T for B, T in shapes)
+    assert main(["bench", "--models", "minilm-l6", "--task", "TREC-6", "--batches", "2",
+                 "--batch-size", "4", "--repeats", "1", "--no-torch", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == {"name": "TREC-6", "batches": 2, "widths": [T for _, T in shapes],
+                              "tokens": padded, "real_tokens": real,
+                              "padding_share": pytest.approx(1 - real / padded, rel=1e-12),
+                              "batches_per_epoch": 1363}     # 5,452 questions in batches of 4
+    rows = report["models"]["minilm-l6"]["TREC-6"]
+    for workload in WORKLOADS:
+        row = rows[workload]
+        flops = sum(count_flops(config_of("minilm-l6"), B, T, workload) for B, T in shapes)
+        assert row["gflops"] == same_quotient(flops / row["seconds"] / 1e9), workload
+        assert row["tokens_per_second"] == same_quotient(padded / row["seconds"]), workload
+        assert row["real_tokens_per_second"] == same_quotient(real / row["seconds"]), workload
+        assert row["epoch_seconds"] == same_quotient(row["seconds"] / 2 * 1363), workload
