@@ -278,13 +278,13 @@ def _task_batches(task, batch_size, count, data_dir, max_seq_length=128):
     return batches, len(examples)
 
 
-def _rows(model, shape, shapes, tokens, repeats, with_torch, peak, progress, label):
-    """Every workload of one model on the batches `shape` names for the workers ((B, T) of each
-    in `shapes`), and the ratios between them."""
+def _rows(model, batches, shapes, tokens, repeats, with_torch, peak, progress, label):
+    """Every workload of one model on the batches that `batches` names for the workers (a shape,
+    or a task's batches file; (B, T) of each batch in `shapes`), and the ratios between them."""
     config = config_of(model)
     rows = {}
     for workload in WORKLOADS:
-        spec = {"model": model, "workload": workload, "repeats": repeats, **shape}
+        spec = {"model": model, "workload": workload, "repeats": repeats, **batches}
         row = run({**spec, "impl": "minibert"})
         flops = sum(count_flops(config, B, T, workload) for B, T in shapes)
         row.update(tokens_per_second=tokens / row["seconds"],

@@ -42,36 +42,36 @@ def parameter_shapes(config):
     return shapes
 
 
-# What a forward pass keeps for the backward: each op's own cache, by the op's name. A dropout's
-# cache is None when dropout is off, an adapter's where the layer has none.
+# What a forward pass keeps for the backward: each op's own cache (a dict), by the op's name. A
+# dropout's cache is None when dropout is off, an adapter's where the layer has none.
 class EmbeddingsCache(NamedTuple):
-    words: tuple
-    positions: tuple
-    token_types: tuple
+    words: dict
+    positions: dict
+    token_types: dict
     layernorm: dict
-    dropout: tuple | None
+    dropout: dict | None
 
 
 class LayerCache(NamedTuple):
-    query: tuple                      # the attention block, in order
-    key: tuple
-    value: tuple
+    query: dict                       # the attention block, in order
+    key: dict
+    value: dict
     attention: dict                   # its "probs" (B, H, T, T) are the attention maps
-    attention_output: tuple           # the block's output projection
-    attention_dropout: tuple | None
-    attention_adapter: tuple | None
+    attention_output: dict            # the block's output projection
+    attention_dropout: dict | None
+    attention_adapter: tuple | None   # the adapter's down, activation and up caches
     attention_layernorm: dict         # after the residual add
-    intermediate: tuple               # the feed-forward block, in order: C -> F
+    intermediate: dict                # the feed-forward block, in order: C -> F
     gelu: dict
-    output: tuple                     # F -> C
-    output_dropout: tuple | None
+    output: dict                      # F -> C
+    output_dropout: dict | None
     output_adapter: tuple | None
     output_layernorm: dict
 
 
 class PoolerCache(NamedTuple):
-    dense: tuple
-    tanh: object                      # tanh's output (B, C)
+    dense: dict
+    tanh: dict
 
 
 class ForwardCache(NamedTuple):
