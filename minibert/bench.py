@@ -56,6 +56,27 @@ def matmul_peak(n=2048, repeats=5):
     return 2 * n ** 3 / best / 1e9
 
 
+def blas_kernels():
+    """NumPy's BLAS: its library, version and the CPU kernels it runs. When OPENBLAS_CORETYPE
+    picks the kernels, also the ones OpenBLAS would pick for this CPU by itself: an environment
+    may set an older core than the CPU has (Haswell's AVX2 kernels on an AVX-512 CPU reach half
+    its float32 peak), and every product minibert makes runs on them."""
+    from threadpoolctl import threadpool_info
+    blas = next(lib for lib in threadpool_info() if lib["user_api"] == "blas")
+    report = {"library": blas["internal_api"], "version": blas["version"],
+              "kernels": blas.get("architecture")}
+    core_type = os.environ.get("OPENBLAS_CORETYPE")
+    if core_type and blas["internal_api"] == "openblas":
+        report["set_by"] = f"OPENBLAS_CORETYPE={core_type}"
+        environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+        ask = ("import numpy, threadpoolctl; print(next(lib.get('architecture') for lib in "
+               "threadpoolctl.threadpool_info() if lib['user_api'] == 'blas'))")
+        report["own_kernels"] = subprocess.run([sys.executable, "-c", ask], env=environment,
+                                               capture_output=True, text=True,
+                                               check=True).stdout.strip()
+    return report
+
+
 def _timed(fn):
     start = time.perf_counter()
     fn()
@@ -230,7 +251,7 @@ def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_lengt
     peak = matmul_peak()
     report = {"batch_size": batch_size, "repeats": repeats,
               "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
-              "matmul_peak_gflops": peak, "models": {}}
+              "matmul_peak_gflops": peak, "blas": blas_kernels(), "models": {}}
     if task is None:
         report["seq_lengths"] = list(seq_lengths)
         for model in models:
@@ -311,6 +332,7 @@ def _rows(model, batches, shapes, tokens, repeats, with_torch, peak, progress, l
 def format_report(report):
     lines = [f"batch {report['batch_size']}, float32, {report['threads']} threads; float32 matmul "
              f"peak {report['matmul_peak_gflops']:.0f} GFLOP/s",
+             _blas_line(report["blas"]),
              "MiB: memory the workload adds to its process (peak resident minus the libraries); "
              "vs torch: PyTorch's time / minibert's"]
     if "task" in report:
@@ -343,6 +365,14 @@ def format_report(report):
                                  f" (torch {step['epoch_seconds'] * step['speed_vs_torch']:.0f} s)"
                                  if "speed_vs_torch" in step else ""))
     return "\n".join(lines)
+
+
+def _blas_line(blas):
+    line = f"BLAS: {blas['library']} {blas['version']}, {blas['kernels']} kernels"
+    if "set_by" in blas:
+        line += (f" (set by {blas['set_by']}; for this CPU by itself: {blas['own_kernels']} "
+                 f"kernels)")
+    return line
 
 
 def _ratio(value):

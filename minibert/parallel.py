@@ -4,8 +4,12 @@ NumPy runs each operation on one core. Almost every op of BERT treats the rows o
 independently (a row: one sequence of the batch), so on NumPy the ops listed in ROW_WISE are
 wrapped: their arrays are cut into chunks of rows, the plain op runs on each chunk, and a pool
 of threads takes the chunks, each thread a run of them. NumPy releases Python's lock inside
-its loops, so the threads compute at once. BLAS runs on one thread meanwhile: each thread's
-products stay on its own core.
+its loops, so the threads compute at once.
+
+BLAS runs on one thread, from the first shared-out call on, for the rest of the process: each
+pool thread's products stay on its own core, and a product too small to cut runs on one core,
+where BLAS's own threads would cost more than they give. They would also keep spinning for a
+while after each product, on the cores the pool's threads need next.
 
 Chunks are small (about `chunk_bytes` of input), so an op's intermediate arrays stay in the CPU
 cache while the chunk's results are copied into the arrays that hold every row. Each row is
@@ -103,6 +107,8 @@ def over_rows(op, spec):
         arguments = bound.arguments
         rows = {path: value for path in spec.rows
                 if isinstance(value := _get(arguments, path), numpy.ndarray)}
+        if rows:
+            _hold_blas_on_one_thread()
         if not rows or not _worth_cutting(rows):
             return op(*args, **kwargs)
         N = next(iter(rows.values())).shape[0]
@@ -157,14 +163,13 @@ def _run_in_chunks(op, arguments, rows, chunks, sums):
     threads = min(SETTINGS.threads, len(chunks))
     runs = [range(len(chunks) * t // threads, len(chunks) * (t + 1) // threads)
             for t in range(threads)]
-    with _blas_on_one_thread():
-        done = [_pool(threads).submit(compute, run) for run in runs[1:]]
-        try:
-            compute(runs[0])               # this thread takes the first run itself
-        finally:
-            combined.ready.set()           # never leave the others waiting
-            for future in done:
-                future.result()            # waits, and raises what a chunk raised
+    done = [_pool(threads).submit(compute, run) for run in runs[1:]]
+    try:
+        compute(runs[0])                   # this thread takes the first run itself
+    finally:
+        combined.ready.set()               # never leave the others waiting
+        for future in done:
+            future.result()                # waits, and raises what a chunk raised
     return combined.result(rows)
 
 
@@ -276,21 +281,13 @@ def _pool(threads):
     return _pools[threads]
 
 
-_blas = None
+_blas_held = False
 
 
-class _blas_on_one_thread:
-    """BLAS's own threads off while chunks run (a product per core is ours to schedule)."""
-
-    def __enter__(self):
-        global _blas
-        if _blas is None:
-            from threadpoolctl import ThreadpoolController
-            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
-        self.before = [lib.num_threads for lib in _blas]
-        for lib in _blas:
-            lib.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        for lib, threads in zip(_blas, self.before):
-            lib.set_num_threads(threads)
+def _hold_blas_on_one_thread():
+    """BLAS on one thread for the rest of the process (see the module's docstring)."""
+    global _blas_held
+    if not _blas_held:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1, user_api="blas")
+        _blas_held = True

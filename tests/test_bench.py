@@ -8,7 +8,7 @@ import pytest
 
 from minibert import tasks
 from minibert.batching import epoch_batches
-from minibert.bench import WORKLOADS, count_flops
+from minibert.bench import WORKLOADS, blas_kernels, count_flops
 from minibert.cli import main
 from minibert.named_models import config_of
 from minibert.tokenizer import Tokenizer
@@ -34,6 +34,7 @@ def check_report(report, models, with_torch):
     assert (report["batch_size"], report["seq_lengths"], report["repeats"]) == (B, list(LENGTHS), 1)
     peak = report["matmul_peak_gflops"]
     assert peak > 0
+    assert report["blas"] == blas_kernels()
     assert list(report["models"]) == list(models)
     for model, shapes in report["models"].items():
         assert list(shapes) == [str(T) for T in LENGTHS], model
@@ -132,3 +133,13 @@ def test_report_of_a_tasks_real_batches(capsys):
         assert row["tokens_per_second"] == same_quotient(padded / row["seconds"]), workload
         assert row["real_tokens_per_second"] == same_quotient(real / row["seconds"]), workload
         assert row["epoch_seconds"] == same_quotient(row["seconds"] / 2 * 1363), workload
+
+
+def test_blas_kernels_set_by_the_environment_are_named(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    blas = blas_kernels()
+    if blas["library"] != "openblas":
+        pytest.skip(f"NumPy's BLAS here is {blas['library']}, which OPENBLAS_CORETYPE does not steer")
+    assert blas["set_by"] == "OPENBLAS_CORETYPE=Haswell" and blas["own_kernels"]
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert "set_by" not in blas_kernels() and "own_kernels" not in blas_kernels()

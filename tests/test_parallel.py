@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from minibert import parallel
 from minibert.ops.activations import gelu_backward, gelu_forward
@@ -172,17 +172,22 @@ def test_rows_that_disagree_are_named(in_chunks):
         shared(float32(4, 2), float32(3, 2))
 
 
-def test_blas_runs_on_one_thread_inside_and_as_before_after(in_chunks):
+def test_blas_is_held_on_one_thread_from_the_first_shared_out_call(in_chunks, monkeypatch):
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     seen = []
 
     def spy(x):
-        seen.append([lib["num_threads"] for lib in threadpool_info()
-                     if lib["user_api"] == "blas"])
+        seen.append(blas_threads())
         return x
-    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
-    parallel.over_rows(spy, parallel.RowWise(("x",)))(float32(4, 2))
+    with threadpool_limits(2, user_api="blas"):       # as a fresh process on two cores has it
+        monkeypatch.setattr(parallel, "_blas_held", False)
+        before = blas_threads()
+        parallel.over_rows(spy, parallel.RowWise(("x",)))(float32(4, 2))
+        after = blas_threads()
+    assert before and all(threads == 2 for threads in before)
     assert seen and all(threads == [1] * len(before) for threads in seen)
-    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+    assert after == [1] * len(before)
 
 
 def test_other_devices_get_the_plain_op(in_chunks):
