@@ -61,20 +61,28 @@ def blas_kernels():
     picks the kernels, also the ones OpenBLAS would pick for this CPU by itself: an environment
     may set an older core than the CPU has (Haswell's AVX2 kernels on an AVX-512 CPU reach half
     its float32 peak), and every product minibert makes runs on them."""
-    from threadpoolctl import threadpool_info
-    blas = next(lib for lib in threadpool_info() if lib["user_api"] == "blas")
+    blas = _numpys_blas()
     report = {"library": blas["internal_api"], "version": blas["version"],
               "kernels": blas.get("architecture")}
     core_type = os.environ.get("OPENBLAS_CORETYPE")
     if core_type and blas["internal_api"] == "openblas":
         report["set_by"] = f"OPENBLAS_CORETYPE={core_type}"
         environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-        ask = ("import numpy, threadpoolctl; print(next(lib.get('architecture') for lib in "
-               "threadpoolctl.threadpool_info() if lib['user_api'] == 'blas'))")
+        ask = "from minibert.bench import _numpys_blas; print(_numpys_blas()['architecture'])"
         report["own_kernels"] = subprocess.run([sys.executable, "-c", ask], env=environment,
                                                capture_output=True, text=True,
                                                check=True).stdout.strip()
     return report
+
+
+def _numpys_blas():
+    """threadpoolctl's record of the BLAS that NumPy calls: the one NumPy's wheel ships, in
+    numpy.libs beside the package (SciPy may load another), else the first one loaded (a NumPy
+    linked to a system BLAS)."""
+    from threadpoolctl import threadpool_info
+    loaded = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    numpys = os.path.dirname(np.__file__)
+    return next((lib for lib in loaded if lib["filepath"].startswith(numpys)), loaded[0])
 
 
 def _timed(fn):
