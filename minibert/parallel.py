@@ -54,7 +54,8 @@ SETTINGS = Settings()
 @dataclasses.dataclass(frozen=True)
 class RowWise:
     """How to cut one op: the arguments whose first axis is the rows ("cache.xhat" names an
-    entry of a dict argument), and which results are sums over the rows."""
+    entry of a dict argument), and which results are sums over the rows. The op is cut only
+    when the first of them is a NumPy array (dropout without a mask has nothing to share out)."""
     rows: tuple
     sums: tuple = ()              # indices of results that are sums (parameter gradients)
     per_thread: bool = False      # one block per thread instead of cache-sized chunks
@@ -69,8 +70,8 @@ ROW_WISE = {
     "attention.attention_backward": RowWise(("dcontext", "cache.q", "cache.k", "cache.v",
                                              "cache.key_scale", "cache.probs",
                                              "cache.dropout.keep")),
-    "dropout.dropout_apply": RowWise(("x", "keep")),
-    "dropout.dropout_backward": RowWise(("dy", "cache.keep")),
+    "dropout.dropout_apply": RowWise(("keep", "x")),
+    "dropout.dropout_backward": RowWise(("cache.keep", "dy")),
     "layernorm.layernorm_forward": RowWise(("x",)),
     "layernorm.layernorm_backward": RowWise(("dy", "cache.xhat", "cache.rstd"), sums=(1, 2)),
     "linear.linear_forward": RowWise(("x",)),
@@ -107,9 +108,10 @@ def over_rows(op, spec):
         arguments = bound.arguments
         rows = {path: value for path in spec.rows
                 if isinstance(value := _get(arguments, path), numpy.ndarray)}
-        if rows:
-            _hold_blas_on_one_thread()
-        if not rows or not _worth_cutting(rows):
+        if spec.rows[0] not in rows:
+            return op(*args, **kwargs)
+        _hold_blas_on_one_thread()
+        if not _worth_cutting(rows):
             return op(*args, **kwargs)
         N = next(iter(rows.values())).shape[0]
         for path, array in rows.items():

@@ -196,6 +196,16 @@ def test_other_devices_get_the_plain_op(in_chunks):
     assert isinstance(y, StrictArray) and cache["x"] is x
 
 
+def test_dropout_without_a_mask_is_not_cut(in_chunks, monkeypatch):
+    calls = []
+    monkeypatch.setattr(parallel, "_run_in_chunks", lambda *a: calls.append(a))
+    x = float32(8, 4)
+    y, cache = dropout_apply(x, None, 0.1)              # eval mode: x as it is, whole
+    assert y is x and cache is None
+    dropout_apply(x, x > 0, 0.1)
+    assert len(calls) == 1
+
+
 def test_small_arrays_are_not_cut(monkeypatch):
     calls = []
     monkeypatch.setattr(parallel, "_run_in_chunks", lambda *a: calls.append(a))
