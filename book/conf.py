@@ -53,6 +53,7 @@ html_title = f"minibert {release}"
 html_favicon = "favicon.svg"                    # else the browser asks for a missing /favicon.ico
 html_context = {"default_mode": "auto"}         # light or dark as the reader's system is
 html_theme_options = {
+    "footer_content_items": ["extra-footer"],
     "extra_footer": f"Built with {provenance.describe()}. Each notebook's first output names "
                     "the minibert and the machine that executed it.",
 }

@@ -4,7 +4,7 @@ Each check takes the learner's answer, says right or wrong (with a hint when wro
 True or False. None stores or prints the answer: each works it out from minibert itself, by
 running the code the exercise is about, so reading a check shows how to find the answer, not
 what it is. `tests/exercise_answers.json` holds the answers; the tests prove that every check
-accepts its answer and refuses a wrong one.
+accepts its answer and refuses a wrong one. For example::
 
     from minibert import exercises
     exercises.adapter_size_for_bert_large(64)
