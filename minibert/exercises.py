@@ -32,9 +32,9 @@ def verdict(right, hint):
     return right
 
 
-def _adapter_gradients(zero_up_weight, steps):
-    """The gradients of one adapter (C = 8, M = 3, float64) after `steps` plain SGD steps on
-    L = sum(y * R), with W_u starting at zero when zero_up_weight, -> {"W_d": ..., ...}."""
+def _gradients_from_zero_up_weight(steps):
+    """The gradients of one adapter (C = 8, M = 3, float64) whose W_u starts at zero, after
+    `steps` plain SGD steps on L = sum(y * R) -> {"W_d": ..., ...}."""
     config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=16, max_position_embeddings=16)
     model = BertModel(config, dtype="float64")
@@ -42,8 +42,7 @@ def _adapter_gradients(zero_up_weight, steps):
     name = "encoder.layer.0.output.adapter"
     tensors = dict(zip(ADAPTER_TENSORS, (name + p for p in
                                          (".down.weight", ".down.bias", ".up.weight", ".up.bias"))))
-    if zero_up_weight:
-        model.params[tensors["W_u"]][...] = 0
+    model.params[tensors["W_u"]][...] = 0
     rng = np.random.default_rng(0)
     x, R = rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 4, 8))
     for step in range(steps + 1):
@@ -61,7 +60,7 @@ def adapter_zero_up_projection(zero_at_first_step, zero_after_one_step):
     "b_u" have an all-zero gradient at the first step, and which after one optimizer step?"""
     def zero(gradients):
         return {t for t, g in gradients.items() if not np.any(g)}
-    first, later = (zero(_adapter_gradients(True, steps)) for steps in (0, 1))
+    first, later = (zero(_gradients_from_zero_up_weight(steps)) for steps in (0, 1))
     if set(zero_at_first_step) != first:
         return verdict(False, "at the first step, follow dy backwards through y = x + W_u a + b_u: "
                               "what multiplies it before it reaches the down-projection?")
