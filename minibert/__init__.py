@@ -7,3 +7,6 @@ from .config import BertConfig
 from .heads import SequenceClassificationHead
 from .model import BertModel
 from .tokenizer import Tokenizer
+
+__all__ = ["BertConfig", "BertModel", "SequenceClassificationHead", "Tokenizer", "add_adapters",
+           "get_device", "load_adapters", "save_adapters", "set_active_adapters", "use"]

@@ -40,10 +40,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
+from minibert import exercises, provenance
 from minibert.adapters import adapter_backward, adapter_forward, adapter_parameter_count
 from minibert.gradcheck import check_gradients, random_projection
 
 np.set_printoptions(precision=4, suppress=True)
+print("Outputs made with", provenance.describe())
 
 # %% [markdown]
 # ## The forward pass
@@ -315,11 +317,14 @@ assert at_default < 1e-3
 #    Then show that an all-zero adapter is stuck with each of them. What property of $f$
 #    would let $W_u$ receive a gradient at the first step?
 # 2. Initialise only $W_u$ at zero and $W_d$ randomly. Which gradients are zero at the first
-#    step, and which become non-zero after one optimizer step?
+#    step, and which become non-zero after one optimizer step? Check with
+#    `exercises.adapter_zero_up_projection(zero_at_first_step={...}, zero_after_one_step={...})`,
+#    naming the tensors `"W_d"`, `"b_d"`, `"W_u"`, `"b_u"`.
 # 3. Derive the $\frac12\sigma^2\sqrt{CM}$ estimate carefully, including the truncation of
 #    the normal at $\pm 2\sigma$ (it shrinks the standard deviation to about $0.88\sigma$).
 #    Does the dashed line then fit better?
 # 4. With `parameter_table`, find the adapter size M at which BERT-large's adapters cost
 #    3.6% of the model, the paper's GLUE figure. (`config_of("bert-large-uncased")`.)
+#    Check with `exercises.adapter_size_for_bert_large(M)`.
 # 5. Where else could the skip connection go? Write $y = W_u f(W_d x)$ without it, and explain
 #    why near-identity init would then be impossible.

@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
+from minibert import exercises, provenance
 from minibert.gradcheck import check_gradients, random_projection
 from minibert.ops.activations import gelu_backward, gelu_forward
 from minibert.ops.attention import (attention_backward, attention_forward, mask_to_bias,
@@ -50,6 +51,7 @@ def report(checks, tol=1e-6):
     for name, check in checks.items():
         print(f"  {name:12s} relative error {check.error:.1e}")
     assert all(check.error <= tol for check in checks.values()), "gradient check failed"
+print("Outputs made with", provenance.describe())
 
 # %% [markdown]
 # ## LayerNorm
@@ -291,10 +293,13 @@ assert all(c.error <= 1e-6 for c in checks.values())
 # 1. Derive the LayerNorm Jacobian above by differentiating $\mu$ and $r$ separately; then show
 #    $\sum_j \partial \hat x_i / \partial x_j = 0$ directly from it.
 # 2. Change `eps` in `layernorm_forward` to 1.0 and rerun the check of "orthogonal to
-#    $\hat x$". Which of the two facts survives, and why?
+#    $\hat x$". Which of the two facts survives, and why? Check with
+#    `exercises.layernorm_with_large_eps("sums to zero")` or `("orthogonal to xhat")`.
 # 3. Replace `mask_to_bias` by a bias of $-10$ (instead of the most negative float) for padded
 #    keys. How much attention do the padded tokens get now? Does the gradient check still pass?
 # 4. Check numerically that `attention_backward` with `cache["key_scale"]` set to ones no
 #    longer matches finite differences of the scaled forward — and by what factor it is off.
+#    Check the factor by which the query gradient is too large with
+#    `exercises.attention_key_scale_factor(factor)`.
 # 5. Train-time dropout sits inside attention (`attention_forward(..., dropout_p, rng)`).
 #    Write a gradient check with dropout on: which random state must be held fixed, and how?

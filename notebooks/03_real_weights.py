@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
+from minibert import provenance
 from minibert.ops.attention import mask_to_bias
 from minibert.ops.embedding import embedding_forward
 from minibert.ops.layernorm import layernorm_forward
@@ -41,6 +42,7 @@ cfg = model.config
 print(f"layers L={cfg.num_hidden_layers}, hidden C={cfg.hidden_size}, heads H={cfg.num_attention_heads}, "
       f"FFN F={cfg.intermediate_size}, vocabulary V={cfg.vocab_size}, hidden_act={cfg.hidden_act!r}")
 print(f"{model.num_params():,d} parameters in {len(model.params)} named tensors, {model.dtype}")
+print("Outputs made with", provenance.describe())
 
 # %% [markdown]
 # ## From text to token ids

@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
+from minibert import provenance
 from minibert import tasks
 from minibert.batching import epoch_batches
 from minibert.runs import RunSettings, evaluate
@@ -48,6 +49,7 @@ BATCH_SIZE = 8
 MAX_SEQ_LENGTH = 32         # TREC questions are short: about 12 tokens on average
 LEARNING_RATE = {"adapters": 3e-3, "full": 2e-4}
 ADAPTER_INIT_STD = 1e-2     # the paper's value (minibert's default is adapter-bert's 1e-3)
+print("Outputs made with", provenance.describe())
 
 # %% [markdown]
 # ## The data

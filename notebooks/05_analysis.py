@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
+from minibert import provenance
 from minibert import tasks
 from minibert.adapters import disable_adapter_layers
 from minibert.batching import epoch_batches
@@ -74,6 +75,7 @@ def batches(epoch, start):
 
 def score(model, head):
     return evaluate(model, head, tok, "TREC-6", eval_examples, EVAL_BATCH_SIZE, MAX_SEQ_LENGTH)["accuracy"]
+print("Outputs made with", provenance.describe())
 
 # %% [markdown]
 # Every run below adds its own named adapter set to the *same* base model. Each set owns its

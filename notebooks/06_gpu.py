@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
+from minibert import exercises, provenance
 from minibert.backend import get_array_module, to_host
 from minibert.ops.layernorm import layernorm_forward
 from minibert.train import configure
@@ -44,6 +45,7 @@ except RuntimeError as error:
     GPU = False
     print("There is no GPU here, so the cells tagged 'gpu' are skipped.")
     print(f"(minibert says: {error})")
+print("Outputs made with", provenance.describe())
 
 # %% [markdown]
 # ## One code path, two array modules
@@ -234,7 +236,8 @@ else:
 # 1. Time the forward pass for T = 16, 32, 64, 128 on the CPU. Is the cost linear in T? Which
 #    part of a layer grows like $T^2$?
 # 2. Time the methods `"layernorm"` and `"top-k"` (with `top_k=2`). Why is the top-2 step so
-#    much cheaper than the others? (Hint: where does the backward pass stop?)
+#    much cheaper than the others? (Hint: where does the backward pass stop?) Check the lowest
+#    layer whose backward still runs with `exercises.top_k_backward_stops(layer)`.
 # 3. Cast the model to float64 (`model.astype("float64")`) and time it again on the CPU. Why do
 #    the gradient checks use float64, and training float32?
 # 4. On a GPU, run `minibert gradcheck --device cupy`: the whole-model gradient check, on CuPy.

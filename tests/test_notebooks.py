@@ -5,10 +5,16 @@ its time budget; each has the shape a learner expects (header, a Summary, Exerci
 The kernel runs with the notebooks folder as its working directory, as Jupyter does when a
 notebook is opened there, and with matplotlib's inline backend (Agg rendering, no display).
 Cells tagged "gpu" run too: the notebook itself checks for a GPU and says so when there is none.
+
+`make book` executes the same notebooks and keeps each successful run in its cache, keyed by
+the notebook's code and minibert's sources (book/conf.py). When that cache holds a run of this
+very notebook on this very code (CI builds the book first), that run is checked instead of
+executing the notebook a second time.
 """
 import json
 import os
 import re
+import runpy
 import sys
 import time
 from pathlib import Path
@@ -18,6 +24,7 @@ import nbclient
 import pytest
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+BOOK_CONF = NOTEBOOKS_DIR.parent / "book" / "conf.py"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py"))
 BUDGET_SECONDS = 180          # per notebook, on a busy 2-core machine
 KERNEL_NAME = "minibert-notebooks"
@@ -75,22 +82,44 @@ def kernel(tmp_path_factory):
             os.environ[name] = value
 
 
+def run_by_the_book(nb):
+    """The book's run of this notebook -> (executed notebook, seconds), or None when `make book`
+    has not run it on the current code (or the book extra is not installed)."""
+    try:
+        from jupyter_cache import get_cache
+    except ImportError:
+        return None
+    cache_path = Path(runpy.run_path(str(BOOK_CONF))["nb_execution_cache_path"])
+    if not cache_path.exists():
+        return None
+    cache = get_cache(cache_path)
+    try:
+        record = cache.match_cache_notebook(nb)
+    except KeyError:
+        return None
+    return cache.get_cache_bundle(record.pk).nb, record.data["execution_seconds"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, kernel):
     nb = jupytext.read(path)
-    client = nbclient.NotebookClient(nb, kernel_name=kernel, timeout=BUDGET_SECONDS,
-                                     resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
-    start = time.perf_counter()
-    error = None
-    try:
-        client.execute()
-    except nbclient.exceptions.CellExecutionError as e:
-        error = re.sub(r"\x1b\[[0-9;]*m", "", str(e))          # without the terminal colours
-    if error is not None:
-        pytest.fail(f"{path.name}: a cell raised\n{error}", pytrace=False)
-    seconds = time.perf_counter() - start
-    print(f"{path.name}: {seconds:.0f} s")
+    book_run = run_by_the_book(nb)
+    if book_run is not None:
+        nb, seconds = book_run
+    else:
+        client = nbclient.NotebookClient(nb, kernel_name=kernel, timeout=BUDGET_SECONDS,
+                                         resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
+        start = time.perf_counter()
+        error = None
+        try:
+            client.execute()
+        except nbclient.exceptions.CellExecutionError as e:
+            error = re.sub(r"\x1b\[[0-9;]*m", "", str(e))          # without the terminal colours
+        if error is not None:
+            pytest.fail(f"{path.name}: a cell raised\n{error}", pytrace=False)
+        seconds = time.perf_counter() - start
+    print(f"{path.name}: {seconds:.0f} s" + (" (the book's run)" if book_run else ""))
     assert seconds < BUDGET_SECONDS, f"{path.name} took {seconds:.0f} s (budget {BUDGET_SECONDS} s)"
     figures = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                if "image/png" in o.get("data", {})]
