@@ -208,7 +208,9 @@ def run(spec):
     command = [sys.executable, "-m", "minibert.bench", "--worker", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"benchmark worker {spec} failed:\n{done.stderr[-2000:]}")
+        ended = (f"killed by signal {-done.returncode}" if done.returncode < 0
+                 else f"exit code {done.returncode}")    # a signal: out of memory, for one
+        raise RuntimeError(f"benchmark worker {spec} failed ({ended}):\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
