@@ -143,3 +143,11 @@ def test_blas_kernels_set_by_the_environment_are_named(monkeypatch):
     assert blas["set_by"] == "OPENBLAS_CORETYPE=Haswell" and blas["own_kernels"]
     monkeypatch.delenv("OPENBLAS_CORETYPE")
     assert "set_by" not in blas_kernels() and "own_kernels" not in blas_kernels()
+
+
+def test_a_failed_worker_says_how_it_ended():
+    from minibert.bench import run
+    spec = {"impl": "minibert", "model": "no-such-model", "workload": "inference", "repeats": 1,
+            "batch_size": 1, "seq_length": 4}
+    with pytest.raises(RuntimeError, match=r"failed \(exit code 1\):\n(.|\n)*no-such-model"):
+        run(spec)
