@@ -43,6 +43,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import splits, wheels
+from .data_files import decoded_lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +197,7 @@ def load_examples(task, split, data_dir=None, max_examples=None):
         return _load_from_wheel(task, split)[:max_examples]
     path = glue_file(task, split, data_dir)
     with open(path, "rb") as f:
-        rows = csv.reader(_decoded_lines(f, path), delimiter="\t", quoting=csv.QUOTE_NONE)
+        rows = csv.reader(decoded_lines(f, path), delimiter="\t", quoting=csv.QUOTE_NONE)
         examples = _examples(rows, path, task, split, max_examples)
     if not examples and max_examples != 0:
         raise ValueError(f"{path}: no examples (the file has no data rows)")
@@ -221,17 +222,6 @@ def glue_file(task, split, data_dir):
         raise FileNotFoundError(f"{path}: no such file; {task.name} {split} data is expected there "
                                 f"(data folder {folder} {origin}). {how}.")
     return path
-
-
-def _decoded_lines(raw_lines, path, encoding="utf-8"):
-    """Each line as text, the line number in the error when it is not UTF-8 (or `encoding`). A
-    BOM on the first line (the MRPC header has one) is dropped."""
-    for number, raw in enumerate(raw_lines, 1):
-        try:
-            yield raw.decode("utf-8-sig" if number == 1 and encoding == "utf-8" else encoding)
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{path}, line {number}: not valid UTF-8 ({e.reason}: "
-                             f"{raw[e.start:e.end]!r} at byte {e.start} of the line)") from None
 
 
 def _examples(rows, path, task, split, max_examples):
@@ -287,7 +277,7 @@ def _load_from_wheel(task, split):
     path = f"{wheel}/{source.member}"                   # how messages name the CSV
     try:
         with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as f:
-            rows = csv.reader(_decoded_lines(f, path, source.encoding))
+            rows = csv.reader(decoded_lines(f, path, source.encoding))
             examples = _examples(rows, path, task, split, None)
     except (zipfile.BadZipFile, KeyError) as e:
         raise ValueError(f"{wheel}: not a readable {source.wheel.requirement} wheel holding "
