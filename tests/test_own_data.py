@@ -19,7 +19,8 @@ def write(folder, name, content):
 
 
 def files(folder, train, dev, test=None, ext="csv"):
-    written = {"train": write(folder, f"train.{ext}", train), "dev": write(folder, f"dev.{ext}", dev)}
+    written = {"train": write(folder, f"train.{ext}", train),
+               "dev": write(folder, f"dev.{ext}", dev)}
     if test is not None:
         written["test"] = write(folder, f"test.{ext}", test)
     return written

@@ -25,7 +25,8 @@ def reviews(folder, name, n, seed):
         writer.writerow(["id", "review", "sentiment"])
         for i in range(n):
             good = bool(rng.integers(2))
-            writer.writerow([i, rng.choice(POSITIVE if good else NEGATIVE), "pos" if good else "neg"])
+            writer.writerow([i, rng.choice(POSITIVE if good else NEGATIVE),
+                             "pos" if good else "neg"])
     return path
 
 
