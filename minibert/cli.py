@@ -236,7 +236,7 @@ def make_parser():
                      help="default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in
                                                               DEFAULT_LR.items()))
     run.add_argument("--epochs", type=int, help=f"default {RUN_DEFAULTS['epochs']}")
-    run.add_argument("--out", help=f"default {RUN_DEFAULTS['out']}")
+    run.add_argument("--out", help="default runs/trec6, or runs/NAME for --train NAME.csv")
     shared_run_arguments(run)
     run.add_argument("--max-train-examples", type=int, help="0: all (the default)")
     run.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")

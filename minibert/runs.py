@@ -38,7 +38,7 @@ class RunSettings:
     task: str = None                   # None: TREC-6, or your own files when train_file is given
     method: str = "adapters"
     model: str = "minilm-l6"
-    out: str = "runs/trec6"
+    out: str = None                    # None: runs/trec6, or runs/<training file's stem>
     adapter_size: int = 64
     adapter_init_std: float = 1e-3
     top_k: int = None
@@ -71,6 +71,8 @@ class RunSettings:
         else:
             self._check_own_data()
             spec = None
+        if self.out is None:
+            self.out = "runs/trec6" if spec else f"runs/{Path(self.train_file).stem}"
         checks.choice("method", self.method, METHODS)
         config = check_data_and_model(spec, spec and (spec.eval_split, "train"), self.model,
                                       self.data_dir, self.batch_size, self.max_seq_length,
