@@ -42,8 +42,10 @@ def adapter_set_shapes(config, adapter_config):
     return shapes
 
 
-def save_adapters(model, path, head=None, task=None):
-    """Write the active adapter set (and the head, if given) to `path`, atomically."""
+def save_adapters(model, path, head=None, task=None, data=None):
+    """Write the active adapter set (and the head, if given) to `path`, atomically. `data`
+    (a JSON-able dict: the labels in id order, the columns of your own files) is kept in the
+    metadata for eval and predict (read_adapter_file)."""
     if model.adapters.active is None:
         raise ValueError("save_adapters: the model has no active adapter set")
     adapter_set = model.adapters[model.adapters.active]
@@ -57,7 +59,8 @@ def save_adapters(model, path, head=None, task=None):
                         "activation": adapter_set.config.activation,
                         "leave_out": list(adapter_set.config.leave_out)},
             "head": None if head is None else {"num_labels": head.num_labels,
-                                               "dropout_prob": head.dropout_prob}}
+                                               "dropout_prob": head.dropout_prob},
+            "data": data}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda tmp: safetensors.numpy.save_file(

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import backend, named_models, tasks
+from . import backend, data_files, named_models, tasks
 
 
 class BadValue(ValueError):
@@ -142,6 +142,14 @@ def output_folder(name, value):
     return path
 
 
+def output_file(name, value):
+    """A file to write: not a folder, in a folder that exists or can be made."""
+    path = output_folder(name, value)
+    if path.is_dir():
+        raise BadValue(name, f"expected a file to write, found a folder at {value}")
+    return path
+
+
 def model_config(name, value, weights=True):
     """The BertConfig of a model (a name, a folder or a hub id), read without its weights;
     weights=False also takes an architecture alone (a name or a folder with config.json only)."""
@@ -173,3 +181,28 @@ def task_files(name, task, data_dir, splits):
                 tasks.glue_file(task, split, data_dir)
         except FileNotFoundError as e:
             raise BadValue(name, str(e)) from None
+
+
+def column(name, value, optional=False):
+    """A column name: a non-empty string (or None, when optional)."""
+    if (value is None and optional) or (isinstance(value, str) and value != ""):
+        return value
+    raise BadValue(name, f"expected a column name, found {value!r}")
+
+
+def data_file(name, value, file_format, columns):
+    """A CSV, TSV or JSON Lines file (its format from file_format, else from its extension)
+    whose header (JSON Lines: first object) has the columns {setting: column name or None}; a
+    missing column is named by its setting."""
+    path = existing_file(name, value)
+    if file_format is not None:
+        choice("file_format", file_format, sorted(set(data_files.FORMATS.values())))
+    try:
+        found = data_files.columns_of(path, data_files.format_of(path, file_format))
+    except ValueError as e:
+        raise BadValue(name, str(e)) from None
+    for setting, wanted in columns.items():
+        if wanted is not None and wanted not in found:
+            raise BadValue(setting, f"expected a column of {path}, found {wanted!r}; its "
+                                    f"columns: {', '.join(map(repr, found))}")
+    return path

@@ -10,7 +10,9 @@ from . import checks, tasks
 from .accounting import format_table, parameter_table
 from .config import BertConfig
 from .named_models import NAMED_MODELS
-from .runs import DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval, run_train
+from .data_files import FORMATS
+from .runs import (DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval,
+                   run_eval_files, run_train)
 from .train import METHODS
 from .gradcheck import check_gradients
 from .heads import SequenceClassificationHead
@@ -89,13 +91,45 @@ def train_command(args):
 
 
 def eval_command(args):
-    """Score a base model + adapter file on the task's evaluation split."""
+    """Score a base model + adapter file on a task's evaluation split, or on your own files."""
+    files = {split: path for split, path in (("dev", args.dev_file), ("test", args.test_file))
+             if path is not None}
+    if args.task is not None and files:
+        raise checks.BadValue("task", f"expected a task or your own files, not both; found "
+                                      f"{args.task!r} and {', '.join(files.values())}")
+    if args.task is None:
+        if args.data_dir is not None:
+            raise checks.BadValue("data_dir", f"expected no data folder with your own files "
+                                              f"(--dev, --test), found {args.data_dir!r}")
+        results = run_eval_files(args.adapters, files, args.model, given_columns(args),
+                                 args.file_format, args.batch_size, args.max_seq_length,
+                                 args.max_eval_examples, args.device)
+        print(json.dumps(results, indent=2) if args.json else "\n".join(
+            f"{scored['path']} ({scored['examples']} examples): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in scored["metrics"].items())
+            for scored in results["files"].values()))
+        return 0
     results = run_eval(args.task, args.model, args.adapters, args.data_dir, args.batch_size,
                        args.max_seq_length, args.max_eval_examples, args.device)
     print(json.dumps(results, indent=2) if args.json else
           f"{results['task']} {results['eval_split']} ({results['eval_examples']} examples): "
           + ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items()))
     return 0
+
+
+def predict_command(args):
+    """Label the texts of a file with a trained adapter file: label and probabilities per row."""
+    from .predictions import run_predict
+    done = run_predict(args.adapters, args.input, args.output, args.model, given_columns(args),
+                       args.file_format, args.batch_size, args.max_seq_length, args.device)
+    print(f"{done['examples']} rows labelled in {done['output']}")
+    return 0
+
+
+def given_columns(args):
+    """The column names typed for eval and predict (None: the adapter file's)."""
+    return {"text_column": args.text_column, "text_pair_column": args.text_pair_column,
+            "label_column": getattr(args, "label_column", None)}
 
 
 def bench_command(args):
@@ -152,6 +186,21 @@ def shared_run_arguments(parser):
     parser.add_argument("--device", help="numpy | cupy")
 
 
+def data_file_arguments(parser, splits, label=True, from_adapter_file=True):
+    """The options of your own data files: one per split ({option: dest}), the columns and the
+    format. from_adapter_file: the columns default to those the adapter file records."""
+    for option, dest in splits.items():
+        parser.add_argument(option, dest=dest, metavar="FILE", help="a CSV, TSV or JSON Lines file")
+    default = "default: the adapter file's, else " if from_adapter_file else "default "
+    parser.add_argument("--text-column", help=f"{default}text")
+    parser.add_argument("--text-pair-column", help="the second text of a pair (default none)")
+    if label:
+        parser.add_argument("--label-column", help=f"{default}label")
+    parser.add_argument("--file-format", choices=sorted(set(FORMATS.values())),
+                        help="of the input files; default: from each one's extension "
+                             f"({', '.join(FORMATS)})")
+
+
 def run_defaults(*names):
     return {name: RUN_DEFAULTS[name] for name in names}
 
@@ -176,7 +225,8 @@ def make_parser():
     count.add_argument("--json", action="store_true")
 
     run = commands.add_parser("train", help=train_command.__doc__)
-    run.add_argument("--task", help=f"{', '.join(tasks.TASKS)} (default {RUN_DEFAULTS['task']})")
+    run.add_argument("--task", help=f"{', '.join(tasks.TASKS)} (default TREC-6, or your own "
+                                    "files: --train, --dev)")
     run.add_argument("--method", choices=METHODS, help=f"default {RUN_DEFAULTS['method']}")
     run.add_argument("--adapter-size", type=int, help=f"default {RUN_DEFAULTS['adapter_size']}")
     run.add_argument("--adapter-init-std", type=float,
@@ -186,7 +236,7 @@ def make_parser():
                      help="default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in
                                                               DEFAULT_LR.items()))
     run.add_argument("--epochs", type=int, help=f"default {RUN_DEFAULTS['epochs']}")
-    run.add_argument("--out", help=f"default {RUN_DEFAULTS['out']}")
+    run.add_argument("--out", help="default runs/trec6, or runs/NAME for --train NAME.csv")
     shared_run_arguments(run)
     run.add_argument("--max-train-examples", type=int, help="0: all (the default)")
     run.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")
@@ -199,13 +249,32 @@ def make_parser():
     run.add_argument("--resume", metavar="DIR",
                      help="go on with the interrupted run in DIR, with its saved settings; "
                           "options given beside it must equal them")
+    data_file_arguments(run, {"--train": "train_file", "--dev": "dev_file", "--test": "test_file"},
+                        from_adapter_file=False)
+    run.add_argument("--regression", action="store_true", default=None,
+                     help="with --train: the label column holds numbers to predict")
 
     score = commands.add_parser("eval", help=eval_command.__doc__)
-    score.add_argument("--task", required=True, help=", ".join(tasks.TASKS))
+    score.add_argument("--task",
+                       help=", ".join(tasks.TASKS) + " (or your own files: --dev, --test)")
     score.add_argument("--adapters", required=True, help="an adapter file written by train")
     score.add_argument("--json", action="store_true")
     shared_run_arguments(score)
+    data_file_arguments(score, {"--dev": "dev_file", "--test": "test_file"})
     score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length"))
+
+    label = commands.add_parser("predict", help=predict_command.__doc__)
+    label.add_argument("--adapters", required=True, help="an adapter file written by train")
+    label.add_argument("--input", required=True, metavar="FILE",
+                       help="the texts: a CSV, TSV or JSON Lines file")
+    label.add_argument("--output", required=True, metavar="FILE",
+                       help="where to write the labels (.csv, .tsv or .jsonl)")
+    label.add_argument("--model", default=RUN_DEFAULTS["model"],
+                       help="the base model the adapters were trained on (default minilm-l6)")
+    label.add_argument("--batch-size", type=int, default=RUN_DEFAULTS["batch_size"])
+    label.add_argument("--max-seq-length", type=int, default=RUN_DEFAULTS["max_seq_length"])
+    label.add_argument("--device", help="numpy | cupy")
+    data_file_arguments(label, {}, label=False)
 
     speed = commands.add_parser("bench", help=bench_command.__doc__)
     speed.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base-random"],
@@ -248,7 +317,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return {"gradcheck": gradcheck_command, "params": params_command, "train": train_command,
-                "eval": eval_command, "bench": bench_command,
+                "eval": eval_command, "predict": predict_command, "bench": bench_command,
                 "experiment": experiment_command}[args.command](args)
     except checks.BadValue as e:          # named as the option the user typed
         options = {action.dest: action.option_strings[-1]

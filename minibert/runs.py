@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import checks, tasks
-from .adapter_files import load_adapters, save_adapters
+from . import checks, own_data, tasks
+from .adapter_files import load_adapters, read_adapter_file, save_adapters
 from .adapters import add_adapters
 from .batching import epoch_batches, epoch_order, make_batches, padding_share, token_lengths
 from .files import write_atomically
@@ -35,10 +35,10 @@ class RunSettings:
     """Everything a training run depends on. Made settings are checked settings: every field is
     checked against what it may be (the model's config and the task's files read, nothing
     loaded), and a bad one raises checks.BadValue naming it."""
-    task: str = "TREC-6"
+    task: str = None                   # None: TREC-6, or your own files when train_file is given
     method: str = "adapters"
     model: str = "minilm-l6"
-    out: str = "runs/trec6"
+    out: str = None                    # None: runs/trec6, or runs/<training file's stem>
     adapter_size: int = 64
     adapter_init_std: float = 1e-3
     top_k: int = None
@@ -53,11 +53,28 @@ class RunSettings:
     device: str = None
     checkpoint_every: int = 0      # steps; 0: at the end of each epoch only
     group_by_length: bool = False  # batches of similar length (less padding), in shuffled order
+    # your own data (minibert.own_data): scored on dev after each epoch, on test at the end
+    train_file: str = None
+    dev_file: str = None
+    test_file: str = None
+    text_column: str = "text"
+    text_pair_column: str = None
+    label_column: str = "label"
+    regression: bool = False
+    file_format: str = None        # csv | tsv | jsonl; None: from each file's extension
 
     def __post_init__(self):
-        spec = checks.task("task", self.task)
+        if self.train_file is None:
+            self._check_no_files()
+            self.task = "TREC-6" if self.task is None else self.task
+            spec = checks.task("task", self.task)
+        else:
+            self._check_own_data()
+            spec = None
+        if self.out is None:
+            self.out = "runs/trec6" if spec else f"runs/{Path(self.train_file).stem}"
         checks.choice("method", self.method, METHODS)
-        config = check_data_and_model(spec, (spec.eval_split, "train"), self.model,
+        config = check_data_and_model(spec, spec and (spec.eval_split, "train"), self.model,
                                       self.data_dir, self.batch_size, self.max_seq_length,
                                       self.device)
         checks.output_folder("out", self.out)
@@ -77,6 +94,41 @@ class RunSettings:
         checks.integer("checkpoint_every", self.checkpoint_every, minimum=0)
         checks.choice("group_by_length", self.group_by_length, (False, True))
 
+    def _check_no_files(self):
+        """Without train_file, the options of your own files are not taken."""
+        for name in ("dev_file", "test_file"):
+            if getattr(self, name) is not None:
+                raise checks.BadValue(name, f"expected no {name} without train_file (a task's "
+                                            f"splits are its own), found {getattr(self, name)!r}")
+        if self.regression:
+            raise checks.BadValue("regression", "expected regression only with train_file (a "
+                                                "task knows its head)")
+
+    def _check_own_data(self):
+        """Your own files: no task beside them, a dev file, the files readable and holding the
+        columns."""
+        if self.task is not None:
+            raise checks.BadValue("task", f"expected no task beside train_file (your files are "
+                                          f"the task), found {self.task!r}")
+        if self.dev_file is None:
+            raise checks.BadValue("dev_file", "expected a dev file beside train_file (it is "
+                                              "scored after every epoch), found none")
+        checks.choice("regression", self.regression, (False, True))
+        check_own_files({f"{split}_file": path for split, path in self.data_files().items()},
+                        self.file_format, self.columns().by_setting())
+
+    def columns(self):
+        """The own_data.Columns of the settings, each name checked."""
+        return own_data.Columns(
+            checks.column("text_column", self.text_column),
+            checks.column("label_column", self.label_column),
+            checks.column("text_pair_column", self.text_pair_column, optional=True))
+
+    def data_files(self):
+        """{split: path} of your own files."""
+        return {split: path for split, path in (("train", self.train_file), ("dev", self.dev_file),
+                                                ("test", self.test_file)) if path is not None}
+
     @property
     def learning_rate(self):
         return DEFAULT_LR[self.method] if self.lr is None else self.lr
@@ -86,8 +138,12 @@ class RunSettings:
 
 
 def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_length, device):
-    """The checks a training run and an evaluation share; returns the model's config."""
-    checks.task_files("data_dir", spec, data_dir, splits)
+    """The checks a training run and an evaluation share; returns the model's config. spec None:
+    your own files (checked by their own settings)."""
+    if spec is not None:
+        checks.task_files("data_dir", spec, data_dir, splits)
+    elif data_dir is not None:
+        checks.existing_folder("data_dir", data_dir)
     config = checks.model_config("model", model)
     checks.integer("batch_size", batch_size)
     # 3 tokens at least: [CLS], [SEP] and one of the text
@@ -98,28 +154,44 @@ def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_leng
 
 @dataclasses.dataclass
 class TaskData:
-    """A task and the training and evaluation examples the settings select from it."""
+    """A task and the training and evaluation examples the settings select from it (and, for
+    your own files, the test file's examples, scored once training ends)."""
     spec: tasks.Task
     train: list
     eval: list
+    test: list | None = None
 
     @classmethod
     def load(cls, settings):
+        if settings.train_file is not None:
+            spec, parts = own_data.load_training_data(settings.data_files(), settings.columns(),
+                                                      settings.regression, settings.file_format)
+            return cls(spec, parts["train"][:settings.max_train_examples],
+                       parts["dev"][:settings.max_eval_examples], parts.get("test"))
         spec = tasks.get_task(settings.task)
         return cls(spec, tasks.load_examples(spec.name, "train", settings.data_dir,
                                              settings.max_train_examples),
                    tasks.load_examples(spec.name, spec.eval_split, settings.data_dir,
                                        settings.max_eval_examples))
 
+    def description(self, settings):
+        """What an adapter file records of the data: the labels (None: regression) and, for
+        your own files, the columns, so that eval and predict read new files the same way."""
+        labels = None if self.spec.labels is None else list(self.spec.labels)
+        if settings.train_file is None:
+            return {"labels": labels}
+        return {"labels": labels, **settings.columns().by_setting(),
+                "regression": settings.regression}
 
-def build_model(settings):
+
+def build_model(settings, name=None):
     """The pretrained model of the settings, its dropout seeded; for the adapters method, with a
-    fresh adapter set named after the task."""
+    fresh adapter set called `name` (default: the task's name)."""
     model = BertModel.from_pretrained(settings.model, device=settings.device)
     model.seed(settings.seed)
     if settings.method == "adapters":
         add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
-                     name=tasks.get_task(settings.task).name, seed=settings.seed)
+                     name=name or tasks.get_task(settings.task).name, seed=settings.seed)
     return model
 
 
@@ -130,8 +202,9 @@ def new_head(model, spec, seed):
                                       seed=seed)
 
 
-def predict(model, head, tokenizer, examples, batch_size, max_length):
-    """Class ids (or regression values) for every example, dropout off."""
+def head_outputs(model, head, tokenizer, examples, batch_size, max_length):
+    """The head's outputs for every example, dropout off, on the host: (N, K) logits, or (N,)
+    regression values."""
     model.eval()
     head.eval()
     outputs = []
@@ -139,9 +212,14 @@ def predict(model, head, tokenizer, examples, batch_size, max_length):
         _, pooled = model.forward(batch["input_ids"], batch["token_type_ids"],
                                   batch["attention_mask"], keep_cache=False)
         logits, _ = head.forward(pooled)
-        logits = model.device.to_host(logits)
-        outputs.append(logits if head.is_regression else logits.argmax(axis=-1))
+        outputs.append(model.device.to_host(logits))
     return np.concatenate(outputs)
+
+
+def predict(model, head, tokenizer, examples, batch_size, max_length):
+    """Class ids (or regression values) for every example, dropout off."""
+    outputs = head_outputs(model, head, tokenizer, examples, batch_size, max_length)
+    return outputs if head.is_regression else outputs.argmax(axis=-1)
 
 
 def evaluate(model, head, tokenizer, task, examples, batch_size=32, max_length=128):
@@ -230,7 +308,7 @@ class Run:
         self.checkpoint = self.out / CHECKPOINT
         self.data = TaskData.load(settings)
         self.tokenizer = Tokenizer.from_pretrained(settings.model)
-        self.model = build_model(settings)
+        self.model = build_model(settings, self.data.spec.name)
         self.head = new_head(self.model, self.data.spec, settings.seed)
         configure(self.model, self.head, settings.method, settings.top_k)
         self.optimizer = make_optimizer(self.model, self.head, settings.train_settings())
@@ -278,7 +356,7 @@ class Run:
 
     def _after_epoch(self, bar, epoch, seconds, mean_loss):
         spec, settings = self.data.spec, self.settings
-        metrics = evaluate(self.model, self.head, self.tokenizer, spec.name, self.data.eval,
+        metrics = evaluate(self.model, self.head, self.tokenizer, spec, self.data.eval,
                            settings.batch_size, settings.max_seq_length)
         self.history.append({"epoch": epoch + 1, "train_loss": mean_loss,
                              "train_seconds": seconds, "metrics": metrics})
@@ -308,7 +386,21 @@ class Run:
             "padding_share": self.padding_share(settings.group_by_length),
             "padding_share_shuffled": self.padding_share(False),
             "settings": dataclasses.asdict(settings), "history": self.history,
+            **self.test_results(),
         }
+
+    def test_results(self):
+        """Your own data's test file scored by the final model: {"test_metrics": ...,
+        "test_examples": N}, or nothing without one; and the labels, in id order."""
+        if self.settings.train_file is None:
+            return {}
+        labels = {"labels": self.data.description(self.settings)["labels"]}
+        if self.data.test is None:
+            return labels
+        settings = self.settings
+        metrics = evaluate(self.model, self.head, self.tokenizer, self.data.spec, self.data.test,
+                           settings.batch_size, settings.max_seq_length)
+        return {**labels, "test_metrics": metrics, "test_examples": len(self.data.test)}
 
     def padding_share(self, grouped):
         """Padding's share of the training batches' tokens over all epochs, grouped by length or
@@ -324,7 +416,7 @@ class Run:
         remove the checkpoint. Returns the results."""
         if self.settings.method == "adapters":
             save_adapters(self.model, self.out / "adapter.safetensors", self.head,
-                          task=self.data.spec.name)
+                          task=self.data.spec.name, data=self.data.description(self.settings))
         results = self.results()
         write_atomically(self.out / "results.json", lambda tmp: Path(tmp).write_text(
             json.dumps(results, indent=2) + "\n", "utf-8"))
@@ -362,10 +454,7 @@ def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_l
     checks.existing_file("adapters", adapters)
     max_eval_examples = checks.example_count("max_eval_examples", max_eval_examples)
     examples = tasks.load_examples(spec.name, spec.eval_split, data_dir, max_eval_examples)
-    model = BertModel.from_pretrained(model_name, device=device)
-    head = load_adapters(model, adapters)
-    if head is None:
-        raise ValueError(f"{adapters}: holds no task head; it cannot be evaluated on {spec.name}")
+    model, head = load_trained(model_name, adapters, device)
     if head.num_labels != spec.num_labels:
         raise ValueError(f"{adapters}: its head has {head.num_labels} labels, "
                          f"{spec.name} has {spec.num_labels}")
@@ -373,3 +462,71 @@ def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_l
                        batch_size, max_seq_length)
     return {"task": spec.name, "metrics": metrics, "score": metrics["score"],
             "eval_split": spec.eval_split, "eval_examples": len(examples)}
+
+
+def load_trained(model_name, adapters, device=None):
+    """(model, head): the base model with the adapter file loaded and active, and its head."""
+    model = BertModel.from_pretrained(model_name, device=device)
+    head = load_adapters(model, adapters)
+    if head is None:
+        raise ValueError(f"{adapters}: holds no task head, so it predicts nothing")
+    return model, head
+
+
+def trained_data(adapters, columns):
+    """What the adapter file says of its data: (its task's name, its labels in id order or None
+    for regression, the own_data.Columns to read new files by). `columns` {text_column,
+    text_pair_column, label_column}: names given now, None to take the file's (else text and
+    label). A file that cannot say is refused as a bad `adapters`."""
+    try:
+        info, _ = read_adapter_file(adapters)
+    except ValueError as e:
+        raise checks.BadValue("adapters", str(e)) from None
+    data, head = info.get("data") or {}, info["head"]
+    if head is None or ("labels" not in data and head["num_labels"] > 1):
+        raise checks.BadValue("adapters", f"expected an adapter file with a head and its labels, "
+                                          f"found {adapters}, which records "
+                                          f"{'no head' if head is None else 'no labels'}")
+
+    def pick(setting, default):
+        given = columns.get(setting)
+        return given if given is not None else data.get(setting, default)
+    return info["task"], data.get("labels"), own_data.Columns(
+        pick("text_column", "text"), pick("label_column", "label"),
+        pick("text_pair_column", None))
+
+
+def check_own_files(files, file_format, columns):
+    """Your files ({setting: path}) exist, their format is known, and their headers hold the
+    columns ({setting: name}; None: not needed)."""
+    for name, path in files.items():
+        checks.data_file(name, path, file_format, columns)
+
+
+def run_eval_files(adapters, files, model_name="minilm-l6", columns=None, file_format=None,
+                   batch_size=32, max_seq_length=128, max_eval_examples=None, device=None):
+    """Score a base model + adapter file on your own labelled files ({split: path}, dev and/or
+    test), read with the adapter file's columns unless `columns` ({text_column, ...}) names
+    others."""
+    columns = columns or {}
+    if not files:
+        raise checks.BadValue("dev_file", "expected a dev or a test file (or a task), found none")
+    settings = {f"{split}_file": path for split, path in files.items()}
+    check_own_files(settings, file_format, columns)           # the columns named now
+    check_data_and_model(None, None, model_name, None, batch_size, max_seq_length, device)
+    max_eval_examples = checks.example_count("max_eval_examples", max_eval_examples)
+    checks.existing_file("adapters", adapters)
+    trained_on, labels, columns = trained_data(adapters, columns)
+    check_own_files(settings, file_format, columns.by_setting())
+    parts = {split: own_data.label_ids(own_data.read_labelled(path, file_format, columns,
+                                                              labels is None),
+                                       labels, path, trained_on, columns)[:max_eval_examples]
+             for split, path in files.items()}
+    model, head = load_trained(model_name, adapters, device)
+    tokenizer = Tokenizer.from_pretrained(model_name)
+    spec = own_data.make_task(trained_on, labels, columns)
+    scores = {split: evaluate(model, head, tokenizer, spec, examples, batch_size, max_seq_length)
+              for split, examples in parts.items()}
+    return {"task": trained_on, "labels": labels,
+            "files": {split: {"path": str(files[split]), "metrics": metrics,
+                              "examples": len(parts[split])} for split, metrics in scores.items()}}

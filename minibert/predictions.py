@@ -1,0 +1,71 @@
+"""`minibert predict`: a trained adapter file labels new texts.
+
+The input is a CSV, TSV or JSON Lines file read as own_data reads training files (the columns
+the adapter file records, unless others are named); a label column is not needed. The output,
+in the format its extension names, holds one row per input row: the input's line, the text(s),
+the predicted label and the probability of every label (regression: the predicted value).
+"""
+import csv
+import json
+
+import numpy as np
+
+from . import checks, data_files, own_data
+from .files import write_atomically
+from .runs import (check_data_and_model, check_own_files, head_outputs, load_trained,
+                   trained_data)
+from .tokenizer import Tokenizer
+
+
+def run_predict(adapters, input_file, output, model_name="minilm-l6", columns=None,
+                file_format=None, batch_size=32, max_seq_length=128, device=None):
+    """Label every row of input_file with the base model + adapter file; write `output`
+    atomically. Returns {"output", "examples", "labels"}."""
+    columns = {setting: name for setting, name in (columns or {}).items()
+               if setting != "label_column"}                  # no labels needed
+    check_own_files({"input": input_file}, file_format, columns)     # the columns named now
+    output = checks.output_file("output", output)
+    try:
+        output_format = data_files.format_of(output)
+    except ValueError as e:
+        raise checks.BadValue("output", str(e).partition(" (--file-format")[0]) from None
+    check_data_and_model(None, None, model_name, None, batch_size, max_seq_length, device)
+    checks.existing_file("adapters", adapters)
+    _, labels, columns = trained_data(adapters, columns)
+    check_own_files({"input": input_file}, file_format,
+                    {"text_column": columns.text, "text_pair_column": columns.text_pair})
+    examples = own_data.read_unlabelled(input_file, file_format, columns)
+    model, head = load_trained(model_name, adapters, device)
+    outputs = head_outputs(model, head, Tokenizer.from_pretrained(model_name), examples,
+                           batch_size, max_seq_length)
+    rows = [_row(e, columns, labels, out) for e, out in zip(examples, outputs)]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(output, lambda tmp: _write(tmp, rows, output_format))
+    return {"output": str(output), "examples": len(rows), "labels": labels}
+
+
+def _row(example, columns, labels, output):
+    """One output row: line, text(s), then the label and its probabilities (or the value)."""
+    row = {"line": example.line, columns.text: example.text_a}
+    if columns.text_pair is not None:
+        row[columns.text_pair] = example.text_b
+    if labels is None:
+        return {**row, "value": float(output)}
+    probabilities = np.exp(output - output.max())
+    probabilities /= probabilities.sum()
+    return {**row, "label": labels[int(np.argmax(output))],
+            "probabilities": {label: float(p) for label, p in zip(labels, probabilities)}}
+
+
+def _write(path, rows, output_format):
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        if output_format == "jsonl":
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            return
+        flat = [{**{k: v for k, v in row.items() if k != "probabilities"},
+                 **{f"p({label})": p for label, p in row.get("probabilities", {}).items()}}
+                for row in rows]
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]),
+                                delimiter="\t" if output_format == "tsv" else ",")
+        writer.writeheader()
+        writer.writerows(flat)

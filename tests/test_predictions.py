@@ -1,0 +1,114 @@
+"""Your own files end to end with the real minilm-l6 weights: `minibert train` on CSV files
+written here, `eval` on them reproducing the run's test score exactly, and `predict` writing a
+label and probabilities per row that agree with that score; regression from JSON Lines."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from minibert.cli import main
+
+POSITIVE = ["a wonderful film", "great acting and a moving story", "I loved every minute",
+            "superb, funny and warm", "a delight from start to end", "brilliant and touching"]
+NEGATIVE = ["a dull mess", "boring and far too long", "I hated it", "awful acting, weak plot",
+            "a waste of an evening", "tedious and flat"]
+SMALL = ["--epochs", "2", "--max-seq-length", "24", "--batch-size", "8", "--lr", "3e-3"]
+
+
+def reviews(folder, name, n, seed):
+    """A CSV of n short reviews with column review and label pos or neg."""
+    rng = np.random.default_rng(seed)
+    path = folder / name
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "review", "sentiment"])
+        for i in range(n):
+            good = bool(rng.integers(2))
+            writer.writerow([i, rng.choice(POSITIVE if good else NEGATIVE),
+                             "pos" if good else "neg"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("own")
+    files = {split: reviews(folder, f"{split}.csv", n, seed)
+             for split, n, seed in (("train", 64, 0), ("dev", 16, 1), ("test", 24, 2))}
+    out = folder / "run"
+    assert main(["train", "--train", str(files["train"]), "--dev", str(files["dev"]), "--test",
+                 str(files["test"]), "--text-column", "review", "--label-column", "sentiment",
+                 "--out", str(out), *SMALL]) == 0
+    return files, out, json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_train_on_your_files_records_labels_and_test_score(own_run):
+    files, out, results = own_run
+    assert results["labels"] == ["neg", "pos"] and results["task"] == str(files["train"])
+    assert results["eval_split"] == "dev" and results["train_examples"] == 64
+    assert results["test_examples"] == 24 and 0 <= results["test_metrics"]["accuracy"] <= 1
+    assert (out / "adapter.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_eval_on_your_files_gives_the_runs_scores_exactly(own_run, capsys):
+    files, out, results = own_run
+    capsys.readouterr()
+    assert main(["eval", "--adapters", str(out / "adapter.safetensors"), "--dev",
+                 str(files["dev"]), "--test", str(files["test"]), "--max-seq-length", "24",
+                 "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)["files"]
+    assert scored["test"]["metrics"] == results["test_metrics"]
+    assert scored["dev"]["metrics"] == results["metrics"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", ["labels.csv", "labels.jsonl"])
+def test_predict_writes_a_label_and_probabilities_per_row(own_run, output):
+    files, out, results = own_run
+    path = out.parent / output
+    assert main(["predict", "--adapters", str(out / "adapter.safetensors"), "--input",
+                 str(files["test"]), "--output", str(path), "--max-seq-length", "24"]) == 0
+    if output.endswith(".jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        probabilities = [row["probabilities"] for row in rows]
+    else:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == ["line", "review", "label", "p(neg)", "p(pos)"]
+        probabilities = [{"neg": float(r["p(neg)"]), "pos": float(r["p(pos)"])} for r in rows]
+    with open(files["test"], newline="") as f:
+        truth = list(csv.DictReader(f))
+    assert [r["review"] for r in rows] == [t["review"] for t in truth]
+    assert [int(r["line"]) for r in rows] == list(range(2, 2 + len(truth)))
+    for row, p in zip(rows, probabilities):
+        assert sum(p.values()) == pytest.approx(1, abs=1e-6)
+        assert row["label"] == max(p, key=p.get)
+    accuracy = np.mean([r["label"] == t["sentiment"] for r, t in zip(rows, truth)])
+    assert accuracy == results["test_metrics"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_regression_from_json_lines(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 32), ("dev", 8)):
+        with open(tmp_path / f"{split}.jsonl", "w") as f:
+            for _ in range(n):
+                good = bool(rng.integers(2))
+                f.write(json.dumps({"text": str(rng.choice(POSITIVE if good else NEGATIVE)),
+                                    "stars": float(4 + rng.random() if good else rng.random())})
+                        + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--train", str(tmp_path / "train.jsonl"), "--dev",
+                 str(tmp_path / "dev.jsonl"), "--label-column", "stars", "--regression",
+                 "--out", str(out), *SMALL]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["labels"] is None and results["score_metric"] == "spearman"
+    assert main(["predict", "--adapters", str(out / "adapter.safetensors"), "--input",
+                 str(tmp_path / "dev.jsonl"), "--output", str(tmp_path / "values.tsv"),
+                 "--max-seq-length", "24"]) == 0
+    with open(tmp_path / "values.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert list(rows[0]) == ["line", "text", "value"] and len(rows) == 8
+    assert all(np.isfinite(float(r["value"])) for r in rows)
