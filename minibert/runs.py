@@ -46,16 +46,21 @@ class RunSettings:
     lr: float = None
     epochs: int = 3
     batch_size: int = 32
-    max_seq_length: int = 128
+    max_seq_length: int = None         # None: the task's (128; SQuAD 384)
     seed: int = 0
     max_train_examples: int = None     # None or 0: all
     max_eval_examples: int = None      # None or 0: all
     device: str = None
     checkpoint_every: int = 0      # steps; 0: at the end of each epoch only
     group_by_length: bool = False  # batches of similar length (less padding), in shuffled order
+    # extractive QA (SQuAD) only: windows over long contexts, and the longest answer predicted
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
 
     def __post_init__(self):
-        spec = checks.task("task", self.task)
+        spec = checks.task("task", self.task, question_answering=True)
+        self.max_seq_length = default_sequence_length(spec, self.max_seq_length)
         checks.choice("method", self.method, METHODS)
         config = check_data_and_model(spec, (spec.eval_split, "train"), self.model,
                                       self.data_dir, self.batch_size, self.max_seq_length,
@@ -76,6 +81,8 @@ class RunSettings:
         self.max_eval_examples = checks.example_count("max_eval_examples", self.max_eval_examples)
         checks.integer("checkpoint_every", self.checkpoint_every, minimum=0)
         checks.choice("group_by_length", self.group_by_length, (False, True))
+        check_question_answering(spec, self.max_seq_length, self.doc_stride,
+                                 self.max_query_length, self.max_answer_length)
 
     @property
     def learning_rate(self):
@@ -83,6 +90,25 @@ class RunSettings:
 
     def train_settings(self):
         return TrainSettings(lr=self.learning_rate, epochs=self.epochs)
+
+
+def default_sequence_length(spec, max_seq_length):
+    """max_seq_length, or the task's default when it is None: 384 for SQuAD (its contexts are
+    long), 128 for the others."""
+    if max_seq_length is not None:
+        return max_seq_length
+    return 384 if spec.name == "SQuAD" else 128
+
+
+def check_question_answering(spec, max_seq_length, doc_stride, max_query_length,
+                             max_answer_length):
+    """The window settings of extractive QA, positive integers; for SQuAD, a question of
+    max_query_length tokens must leave room for context in a window of max_seq_length (checked
+    before). Other tasks do not use them."""
+    checks.integer("doc_stride", doc_stride)
+    longest = max_seq_length - 4 if spec.name == "SQuAD" else None    # [CLS], 2 [SEP], 1 token
+    checks.integer("max_query_length", max_query_length, 1, longest)
+    checks.integer("max_answer_length", max_answer_length)
 
 
 def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_length, device):
@@ -119,7 +145,7 @@ def build_model(settings):
     model.seed(settings.seed)
     if settings.method == "adapters":
         add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
-                     name=tasks.get_task(settings.task).name, seed=settings.seed)
+                     name=settings.task, seed=settings.seed)
     return model
 
 
@@ -228,14 +254,37 @@ class Run:
         self.settings = settings
         self.out = Path(settings.out)
         self.checkpoint = self.out / CHECKPOINT
-        self.data = TaskData.load(settings)
         self.tokenizer = Tokenizer.from_pretrained(settings.model)
+        self.data = self.load_data()
         self.model = build_model(settings)
-        self.head = new_head(self.model, self.data.spec, settings.seed)
+        self.head = self.new_head()
         configure(self.model, self.head, settings.method, settings.top_k)
         self.optimizer = make_optimizer(self.model, self.head, settings.train_settings())
         self.progress, self.history = Progress(), []
-        self.lengths = token_lengths(self.tokenizer, self.data.train, settings.max_seq_length)
+        self.lengths = self.token_lengths()
+
+    # --- what a task changes (squad_run.SquadRun: extractive QA) ---
+    def load_data(self):
+        return TaskData.load(self.settings)
+
+    def new_head(self):
+        return new_head(self.model, self.data.spec, self.settings.seed)
+
+    def token_lengths(self):
+        """The token count of each training example, for grouping and the padding share."""
+        return token_lengths(self.tokenizer, self.data.train, self.settings.max_seq_length)
+
+    def epoch_batches(self, epoch, start):
+        """Epoch `epoch`'s training batches from batch `start` on."""
+        grouping = self.lengths if self.settings.group_by_length else None
+        return epoch_batches(self.tokenizer, self.data.train, self.settings, epoch, start,
+                             grouping)
+
+    def evaluate(self):
+        """The task's metrics (and "score") on the evaluation examples."""
+        settings = self.settings
+        return evaluate(self.model, self.head, self.tokenizer, self.data.spec.name,
+                        self.data.eval, settings.batch_size, settings.max_seq_length)
 
     def resume(self):
         """Go on from the checkpoint: parameters, optimizer, dropout generators, progress and
@@ -259,10 +308,10 @@ class Run:
                    disable=None, initial=min(self.progress.step * settings.batch_size, total))
         with stop_requests() as requested:
             try:
-                fit(self.model, self.head, self.tokenizer, self.data.train, settings,
-                    self.optimizer, self.progress, lengths=self.lengths,
-                    on_step=functools.partial(self._after_step, bar, requested),
-                    on_epoch=functools.partial(self._after_epoch, bar))
+                train(self.model, self.head, self.epoch_batches, settings.train_settings(),
+                      math.ceil(len(self.data.train) / settings.batch_size), self.optimizer,
+                      self.progress, functools.partial(self._after_step, bar, requested),
+                      functools.partial(self._after_epoch, bar))
             finally:
                 bar.close()
 
@@ -277,9 +326,8 @@ class Run:
                               f"{self.checkpoint}; resume with: minibert train --resume {self.out}")
 
     def _after_epoch(self, bar, epoch, seconds, mean_loss):
-        spec, settings = self.data.spec, self.settings
-        metrics = evaluate(self.model, self.head, self.tokenizer, spec.name, self.data.eval,
-                           settings.batch_size, settings.max_seq_length)
+        spec = self.data.spec
+        metrics = self.evaluate()
         self.history.append({"epoch": epoch + 1, "train_loss": mean_loss,
                              "train_seconds": seconds, "metrics": metrics})
         bar.write(f"epoch {epoch + 1}: train loss {mean_loss:.4f} ({seconds:.0f} s), "
@@ -345,18 +393,23 @@ def run_train(settings, resume=False):
         raise ValueError(f"{checkpoint}: an interrupted run is here; resume it with "
                          f"minibert train --resume {settings.out}, or choose another --out")
     with locked(settings.out):
-        run = Run(settings)
+        if settings.task == "SQuAD":
+            from .squad_run import SquadRun     # a Run of this module, for extractive QA
+            run = SquadRun(settings)
+        else:
+            run = Run(settings)
         if resume:
             run.resume()
         run.train()
         return run.finish()
 
 
-def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=128,
+def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=None,
              max_eval_examples=None, device=None):
     """Score a base model + adapter file on the task's evaluation split; max_eval_examples
-    None or 0: all."""
+    None or 0: all. (SQuAD: squad_run.run_squad_eval.)"""
     spec = checks.task("task", task)
+    max_seq_length = default_sequence_length(spec, max_seq_length)
     check_data_and_model(spec, (spec.eval_split,), model_name, data_dir, batch_size,
                          max_seq_length, device)
     checks.existing_file("adapters", adapters)
@@ -364,8 +417,9 @@ def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_l
     examples = tasks.load_examples(spec.name, spec.eval_split, data_dir, max_eval_examples)
     model = BertModel.from_pretrained(model_name, device=device)
     head = load_adapters(model, adapters)
-    if head is None:
-        raise ValueError(f"{adapters}: holds no task head; it cannot be evaluated on {spec.name}")
+    if head is None or not head.reads_pooled:
+        raise ValueError(f"{adapters}: holds no classification head; it cannot be evaluated on "
+                         f"{spec.name}")
     if head.num_labels != spec.num_labels:
         raise ValueError(f"{adapters}: its head has {head.num_labels} labels, "
                          f"{spec.name} has {spec.num_labels}")
