@@ -4,7 +4,7 @@ from .adapter_files import load_adapters, save_adapters
 from .adapters import add_adapters, set_active_adapters
 from .backend import get_device, use
 from .config import BertConfig
-from .heads import SequenceClassificationHead
+from .heads import QuestionAnsweringHead, SequenceClassificationHead
 from .model import BertModel
 from .tokenizer import Tokenizer
 

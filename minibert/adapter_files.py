@@ -15,7 +15,7 @@ from .adapters import AdapterConfig, AdapterSet, adapter_prefixes, layernorm_nam
 from .backend import to_host
 from .files import write_atomically
 from .pretrained import check_tensors
-from .heads import SequenceClassificationHead
+from .heads import head_from_metadata
 from .names import is_adapter, is_layernorm
 
 FORMAT = "minibert-adapters-1"
@@ -58,8 +58,7 @@ def save_adapters(model, path, head=None, task=None, data=None):
             "adapter": {"size": adapter_set.config.size, "init_std": adapter_set.config.init_std,
                         "activation": adapter_set.config.activation,
                         "leave_out": list(adapter_set.config.leave_out)},
-            "head": None if head is None else {"num_labels": head.num_labels,
-                                               "dropout_prob": head.dropout_prob},
+            "head": None if head is None else head.metadata(),
             "data": data}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +88,8 @@ def read_adapter_file(path):
 
 def load_adapters(model, path, name=None, expected_size=None):
     """Load an adapter file as adapter set `name` (default: the file's task, else its stem) and
-    make it active. Returns the file's head (a SequenceClassificationHead) or None."""
+    make it active. Returns the file's head (a SequenceClassificationHead or a
+    QuestionAnsweringHead) or None."""
     path = Path(path)
     info, tensors = read_adapter_file(path)
     base = info["base_config"]
@@ -108,10 +108,10 @@ def load_adapters(model, path, name=None, expected_size=None):
                            activation=info["adapter"]["activation"],
                            leave_out=tuple(info["adapter"]["leave_out"]))
     expected = adapter_set_shapes(model.config, config)
-    head_info = info["head"]
-    if head_info is not None:
-        C, K = model.config.hidden_size, head_info["num_labels"]
-        expected.update({"classifier.weight": (K, C), "classifier.bias": (K,)})
+    head = None if info["head"] is None else head_from_metadata(
+        info["head"], model.config.hidden_size, model.device, model.dtype)
+    if head is not None:
+        expected.update({n: tuple(p.shape) for n, p in head.params.items()})
     check_tensors(tensors, expected, source=str(path))
     for tensor_name, array in tensors.items():
         if not np.isfinite(array).all():
@@ -123,10 +123,6 @@ def load_adapters(model, path, name=None, expected_size=None):
     model.adapters.add(name, AdapterSet(config, {
         n: model.device.asarray(tensors[n], dtype=model.dtype) for n in adapter_set_shapes(
             model.config, config)}))
-    if head_info is None:
-        return None
-    head = SequenceClassificationHead(model.config.hidden_size, head_info["num_labels"],
-                                      head_info["dropout_prob"], device=model.device,
-                                      dtype=model.dtype)
-    head.params = {n: model.device.asarray(tensors[n], dtype=model.dtype) for n in head.params}
+    if head is not None:
+        head.params = {n: model.device.asarray(tensors[n], dtype=model.dtype) for n in head.params}
     return head

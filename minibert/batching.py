@@ -59,8 +59,13 @@ def make_batches(tokenizer, examples, batch_size, max_length):
         yield batch
 
 
+def epoch_examples(examples, settings, epoch, start=0, lengths=None):
+    """One epoch's examples in the order epoch_order gives, from those of batch `start` on."""
+    order = epoch_order(len(examples), settings.seed, epoch, settings.batch_size, lengths)
+    return [examples[i] for i in order[start * settings.batch_size:]]
+
+
 def epoch_batches(tokenizer, examples, settings, epoch, start=0, lengths=None):
     """One epoch's batches from batch `start` on, in the order epoch_order gives."""
-    order = epoch_order(len(examples), settings.seed, epoch, settings.batch_size, lengths)
-    ordered = [examples[i] for i in order[start * settings.batch_size:]]
-    return make_batches(tokenizer, ordered, settings.batch_size, settings.max_seq_length)
+    return make_batches(tokenizer, epoch_examples(examples, settings, epoch, start, lengths),
+                        settings.batch_size, settings.max_seq_length)

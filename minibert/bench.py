@@ -242,8 +242,9 @@ def check_arguments(models, batch_size, seq_lengths, repeats, task=None, batches
                                             f"{', '.join(small)}")
 
 
-def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32, seq_lengths=(24, 64, 128),
-              repeats=3, with_torch=None, progress=print, task=None, batches=10, data_dir=None):
+def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32,
+              seq_lengths=(24, 64, 128, 384), repeats=3, with_torch=None, progress=print,
+              task=None, batches=10, data_dir=None):
     """Every workload of every model, with minibert and (if importable) torch -> report dict.
 
     Random batches of each shape (batch_size, T), T in seq_lengths: report["models"][model][str(T)]

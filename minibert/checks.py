@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import backend, data_files, named_models, tasks
+from . import backend, data_files, named_models, squad, tasks
 
 
 class BadValue(ValueError):
@@ -79,9 +79,11 @@ def choice(name, value, choices):
     raise BadValue(name, f"expected one of {', '.join(map(str, choices))}, found {value!r}")
 
 
-def task(name, value):
-    """A task's name -> its tasks.Task."""
-    return tasks.TASKS[choice(name, value, tasks.TASKS)]
+def task(name, value, question_answering=False):
+    """A task's name -> its tasks.Task; with question_answering, SQuAD too (its
+    squad.QuestionAnsweringTask)."""
+    known = {**tasks.TASKS, squad.SQUAD.name: squad.SQUAD} if question_answering else tasks.TASKS
+    return known[choice(name, value, known)]
 
 
 def layers(name, values, num_layers):
@@ -144,9 +146,10 @@ def output_folder(name, value):
 
 def output_file(name, value):
     """A file to write: not a folder, in a folder that exists or can be made."""
-    path = output_folder(name, value)
+    path = _path(name, value).absolute()
     if path.is_dir():
         raise BadValue(name, f"expected a file to write, found a folder at {value}")
+    output_folder(name, path.parent)
     return path
 
 
@@ -172,10 +175,17 @@ def sequence_length(name, value, config, minimum=1):
 
 def task_files(name, task, data_dir, splits):
     """The files of the task's splits exist: under the data folder `data_dir` (else $GLUE_DIR)
-    for GLUE; TREC-6 needs none. Named `name` when they do not."""
+    for GLUE; in data_dir, when given, for SQuAD; TREC-6 needs none. Named `name` when they do
+    not."""
     if data_dir is not None:
         existing_folder(name, data_dir)
-    if task.folder is not None:
+    if task is squad.SQUAD:
+        try:
+            for split in splits if data_dir is not None else ():    # else: from the wheel
+                squad.squad_file(split, data_dir)
+        except FileNotFoundError as e:
+            raise BadValue(name, str(e)) from None
+    elif task.folder is not None:
         try:
             for split in splits:
                 tasks.glue_file(task, split, data_dir)

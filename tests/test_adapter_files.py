@@ -24,6 +24,23 @@ def predict(model, head, batch):
     return head.forward(model.forward(**batch)[1])[0]
 
 
+def test_a_question_answering_head_travels_in_the_file(tmp_path, batch):
+    model, _ = trained_setup()
+    head = minibert.heads.QuestionAnsweringHead(8, seed=2)
+    head.params["qa_outputs.bias"] += np.float32(0.5)
+    candidates = np.array([[1, 0, 0, 1, 1, 0], [1, 0, 1, 1, 0, 0]], dtype=bool)
+    expected = head.forward(model.forward(**batch)[0], candidates)[0]
+    path = tmp_path / "squad.safetensors"
+    save_adapters(model, path, head, task="SQuAD")
+    assert set(safetensors.numpy.load_file(path)) == set(model.adapters["sst"].params) | {
+        "qa_outputs.weight", "qa_outputs.bias"}
+    fresh = minibert.BertModel(tiny_config(), seed=0)
+    loaded = load_adapters(fresh, path)
+    assert isinstance(loaded, minibert.heads.QuestionAnsweringHead)
+    for got, want in zip(loaded.forward(fresh.forward(**batch)[0], candidates)[0], expected):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_save_load_predict_is_identical_and_file_holds_only_task_tensors(tmp_path, batch):
     model, head = trained_setup()
     expected = predict(model, head, batch)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert import bench, cli, experiments, tasks
+from minibert import bench, cli, experiments, squad_run, tasks
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 from minibert.train import METHODS
@@ -50,6 +50,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setattr(BertModel, "__init__", refuse_work)
     monkeypatch.setattr(Tokenizer, "from_pretrained", refuse_work)
     monkeypatch.setattr(tasks, "load_examples", refuse_work)
+    monkeypatch.setattr(squad_run, "load_questions", refuse_work)
     monkeypatch.setattr(bench, "matmul_peak", refuse_work)
     monkeypatch.setattr(bench, "run", refuse_work)
     for name in experiments.EXPERIMENTS:
@@ -94,7 +95,8 @@ def names_other_than(known):
                    max_size=12).filter(lambda name: name not in known and name[:1] != "-")
 
 
-NOT_A_TASK, NOT_A_METHOD = names_other_than(tasks.TASKS), names_other_than(METHODS)
+NOT_A_TASK = names_other_than([*tasks.TASKS, "SQuAD"])
+NOT_A_METHOD = names_other_than(METHODS)
 NOT_AN_EXPERIMENT = names_other_than(experiments.EXPERIMENTS)
 NOT_A_DEVICE = texts("tpu", "", "NUMPY", "cuda", "gpu:0")
 NOT_A_FOLDER = texts("missing/folder", "a-file.txt")
@@ -115,24 +117,41 @@ RUN_OPTIONS = {"--model": NOT_A_TRAINABLE_MODEL, "--data-dir": NOT_A_FOLDER,
                "--batch-size": POSITIVE_INTEGER,
                "--max-seq-length": integers_outside(3, MINILM_POSITIONS),
                "--max-eval-examples": COUNT, "--device": NOT_A_DEVICE}
-# command -> (the valid arguments the bad one is added to, {option: bad values});
-# an option's last occurrence is the one argparse keeps
+# extractive QA's options (train's and eval's), on a classification task or your own files:
+# unused there, but they must still be what they may be
+QA_OPTIONS = {"--doc-stride": POSITIVE_INTEGER, "--max-query-length": POSITIVE_INTEGER,
+              "--max-answer-length": POSITIVE_INTEGER}
+# case -> (the valid arguments the bad one is added to, the command first; {option: bad
+# values}); an option's last occurrence is the one argparse keeps
 COMMANDS = {
     "train": (["train", "--out", "runs/new", "--train", "data.csv", "--dev", "data.csv"], {
         **RUN_OPTIONS, **DATA_FILE_OPTIONS, "--train": NOT_A_DATA_FILE, "--dev": NOT_A_DATA_FILE,
         "--test": NOT_A_DATA_FILE, "--label-column": NOT_A_COLUMN,
-        "--task": NOT_A_TASK | texts("TREC-6"),      # no task beside --train
+        "--task": NOT_A_TASK | texts("TREC-6", "SQuAD"),      # no task beside --train
         "--method": NOT_A_METHOD, "--out": NO_OUTPUT_FOLDER,
         "--adapter-size": POSITIVE_INTEGER, "--adapter-init-std": NOT_POSITIVE,
         "--top-k": integers_outside(1, MINILM_LAYERS), "--lr": NOT_POSITIVE,
         "--epochs": POSITIVE_INTEGER, "--max-train-examples": COUNT, "--seed": COUNT,
-        "--checkpoint-every": COUNT, "--resume": NOT_A_FOLDER | texts("empty-folder", "done")}),
+        "--checkpoint-every": COUNT, "--resume": NOT_A_FOLDER | texts("empty-folder", "done"),
+        **QA_OPTIONS}),
+    "train SQuAD": (["train", "--task", "SQuAD", "--out", "runs/new"], {
+        **RUN_OPTIONS, **QA_OPTIONS,
+        # the question, [CLS] and two [SEP]s leave a token of context in the default 384
+        "--max-query-length": integers_outside(1, 380)}),
     "eval": (["eval", "--adapters", "adapter.safetensors", "--test", "data.csv"], {
         **RUN_OPTIONS, **DATA_FILE_OPTIONS, "--dev": NOT_A_DATA_FILE, "--test": NOT_A_DATA_FILE,
         "--label-column": NOT_A_COLUMN,
         "--data-dir": NOT_A_FOLDER | texts("empty-folder"),   # a task's, not beside your files
-        "--task": NOT_A_TASK | texts("TREC-6"),               # a task or your files
-        "--adapters": NOT_A_FILE}),
+        "--task": NOT_A_TASK | texts("TREC-6", "SQuAD"),      # a task or your files
+        "--adapters": NOT_A_FILE, **QA_OPTIONS,
+        "--predictions": texts("predictions.json", "a-file.txt")}),   # your files write none
+    "eval TREC-6": (["eval", "--task", "TREC-6", "--adapters", "adapter.safetensors"], {
+        **RUN_OPTIONS, "--task": NOT_A_TASK, "--adapters": NOT_A_FILE, **QA_OPTIONS,
+        "--predictions": texts("predictions.json", "a-file.txt")}),     # TREC-6 writes none
+    "eval SQuAD": (["eval", "--task", "SQuAD", "--adapters", "adapter.safetensors"], {
+        **RUN_OPTIONS, "--adapters": NOT_A_FILE, **QA_OPTIONS,
+        "--max-query-length": integers_outside(1, 380),
+        "--predictions": texts("empty-folder", "a-file.txt/predictions.json", "")}),
     "predict": (["predict", "--adapters", "adapter.safetensors", "--input", "data.csv",
                  "--output", "labels.csv"], {
         **DATA_FILE_OPTIONS, "--adapters": NOT_A_FILE, "--input": NOT_A_DATA_FILE,
@@ -142,7 +161,8 @@ COMMANDS = {
     "params": (["params"], {
         "--model": NOT_A_MODEL, "--adapter-size": POSITIVE_INTEGER,
         "--leave-out": integers_outside(0, MINILM_LAYERS - 1), "--num-labels": POSITIVE_INTEGER}),
-    "bench": (["bench", "--no-torch", "--models", "tiny-random"], {
+    # tiny-random holds 128 positions: the default lengths (up to 384) are refused for it
+    "bench": (["bench", "--no-torch", "--models", "tiny-random", "--seq-length", "24"], {
         "--models": NOT_A_MODEL, "--batch-size": POSITIVE_INTEGER,
         "--seq-length": integers_outside(1, 128),          # tiny-random's position table
         "--repeats": POSITIVE_INTEGER, "--task": NOT_A_TASK, "--batches": POSITIVE_INTEGER,
@@ -157,12 +177,12 @@ COMMANDS = {
         "--heads": integers_outside(1, 16) | st.integers(1, 16).filter(lambda h: 16 % h).map(str),
         "--seed": COUNT, "--tol": NOT_POSITIVE}),
 }
-CASES = [(command, option) for command, (_, options) in COMMANDS.items() for option in options]
-TRIED = collections.Counter()             # (command, option) -> bad values tried
+CASES = [(case, option) for case, (_, options) in COMMANDS.items() for option in options]
+TRIED = collections.Counter()             # (case, option) -> bad values tried
 
 
-def with_bad_value(command, option, value):
-    base, _ = COMMANDS[command]
+def with_bad_value(case, option, value):
+    base, _ = COMMANDS[case]
     if option == "name":                  # experiment's positional argument
         return [base[0], value, *base[2:]]
     return [*base, option, value]
@@ -175,17 +195,20 @@ def report_the_count(request):
     plugins = request.config.pluginmanager
     with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
         plugins.get_plugin("terminalreporter").write_line(
-            f"\nbad options: {len({c for c, _ in TRIED})} commands, {len(TRIED)} options, "
+            f"\nbad options: {len({COMMANDS[c][0][0] for c, _ in TRIED})} commands, "
+            f"{len({(COMMANDS[c][0][0], o) for c, o in TRIED})} options, "
             f"{sum(TRIED.values())} bad values refused")
 
 
-@pytest.mark.parametrize("command, option", CASES)
-def test_a_bad_value_is_refused_by_name_and_writes_nothing(workspace, capsys, command, option):
+@pytest.mark.parametrize("case, option", CASES)
+def test_a_bad_value_is_refused_by_name_and_writes_nothing(workspace, capsys, case, option):
+    command = COMMANDS[case][0][0]
+
     @settings(max_examples=20, derandomize=True, database=None, deadline=None)
-    @given(COMMANDS[command][1][option])
+    @given(COMMANDS[case][1][option])
     def refused(value):
         before = snapshot(workspace)
-        status = run(with_bad_value(command, option, value))
+        status = run(with_bad_value(case, option, value))
         out, err = capsys.readouterr()
         lines = err.splitlines()
         assert status == 2, (value, err)
@@ -193,7 +216,7 @@ def test_a_bad_value_is_refused_by_name_and_writes_nothing(workspace, capsys, co
         assert f"error: {option}: " in lines[0] or f"error: argument {option}" in lines[0], err
         assert "Traceback" not in err and out == ""
         assert snapshot(workspace) == before, value
-        TRIED[command, option] += 1
+        TRIED[case, option] += 1
     refused()
 
 
@@ -202,14 +225,21 @@ def test_every_option_of_every_command_is_covered():
     options = {name: {action.option_strings[-1] if action.option_strings else action.dest
                       for action in parser._actions if action.nargs != 0}
                for name, parser in commands.choices.items()}
-    assert options == {command: set(bad) for command, (_, bad) in COMMANDS.items()}
+    covered = collections.defaultdict(set)
+    for base, bad in COMMANDS.values():
+        covered[base[0]].update(bad)
+    assert options == covered
 
 
 @pytest.mark.parametrize("argv", [["train", "--out", "runs/new", "--epochs", "1"],
                                   ["train", "--out", "runs/new", "--train", "data.csv", "--dev",
                                    "data.csv", "--text-pair-column", "pair"],
+                                  ["train", "--task", "SQuAD", "--out", "runs/new"],
                                   ["eval", "--task", "TREC-6", "--adapters", "adapter.safetensors"],
-                                  ["bench", "--models", "tiny-random", "--no-torch"],
+                                  ["eval", "--task", "SQuAD", "--adapters", "adapter.safetensors",
+                                   "--predictions", "runs/predictions.json"],
+                                  ["bench", "--models", "tiny-random", "--no-torch",
+                                   "--seq-length", "24"],
                                   ["experiment", "init-scale", "--tasks", "TREC-6", "--out",
                                    "experiments"],
                                   ["gradcheck"]])

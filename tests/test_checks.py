@@ -62,7 +62,7 @@ def model():
      "adapters: expected a file, found nothing at no-such.safetensors"),
     (lambda: bench.benchmark(["tiny-random"], seq_lengths=[24, 129]),
      r"seq_length: expected an integer in \[1, 128\], found 129"),
-    (lambda: bench.benchmark(["tiny-random"], repeats=0),
+    (lambda: bench.benchmark(["tiny-random"], seq_lengths=[24], repeats=0),
      "repeats: expected a positive integer, found 0"),
     (lambda: experiments.run_experiment("ablation", "unused", RunSettings(), ("TREC-6", "SST-2")),
      r"tasks: expected one task for experiment ablation, found \['TREC-6', 'SST-2'\]"),

@@ -62,7 +62,10 @@ def kernel(tmp_path_factory):
     folder = tmp_path_factory.mktemp("jupyter")
     spec_dir = folder / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
-    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0"}
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0",
+           # the minibert of this checkout, whatever the environment has installed
+           "PYTHONPATH": os.pathsep.join([str(NOTEBOOKS_DIR.parent)]
+                                         + [p for p in [os.environ.get("PYTHONPATH")] if p])}
     # one BLAS thread unless told otherwise: on a 2-core machine that is busy with other work,
     # OpenBLAS's spinning threads make every matmul many times slower
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -112,3 +112,27 @@ def test_regression_from_json_lines(tmp_path, capsys):
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert list(rows[0]) == ["line", "text", "value"] and len(rows) == 8
     assert all(np.isfinite(float(r["value"])) for r in rows)
+
+
+@pytest.mark.slow
+def test_a_question_answering_adapter_file_labels_nothing(tmp_path, capsys):
+    """An adapter file with SQuAD's span head is refused by name by predict and by eval on your
+    files: it has no labels to give."""
+    from minibert.adapter_files import save_adapters
+    from minibert.adapters import add_adapters
+    from minibert.heads import QuestionAnsweringHead
+    from minibert.model import BertModel
+    model = BertModel.from_pretrained("minilm-l6")
+    add_adapters(model, size=4, name="SQuAD")
+    adapters = tmp_path / "squad.safetensors"
+    save_adapters(model, adapters, QuestionAnsweringHead(model.config.hidden_size), task="SQuAD")
+    texts = reviews(tmp_path, "texts.csv", 4, 0)
+    for argv in (["predict", "--input", str(texts), "--output", str(tmp_path / "labels.csv"),
+                  "--text-column", "review"],
+                 ["eval", "--test", str(texts), "--text-column", "review", "--label-column",
+                  "sentiment"]):
+        assert main([*argv, "--adapters", str(adapters)]) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            f"error: --adapters: expected an adapter file with a classification head and its "
+            f"labels, found {adapters}, which records a question-answering head")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["squad.safetensors", "texts.csv"]

@@ -17,7 +17,8 @@ from minibert.cli import main
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
 from minibert.training_checkpoint import FORMAT
 
-TIMINGS = ("train_seconds", "seconds_per_epoch", "examples_per_second")
+TIMINGS = ("train_seconds", "seconds_per_epoch", "examples_per_second",
+           "windows_per_second")                           # SQuAD's throughput
 
 
 def settings(out, **changes):
