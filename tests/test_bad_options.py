@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert import bench, cli, experiments, tasks
+from minibert import bench, cli, experiments, sweep, tasks
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 from minibert.train import METHODS
@@ -49,6 +49,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "load_examples", refuse_work)
     monkeypatch.setattr(bench, "matmul_peak", refuse_work)
     monkeypatch.setattr(bench, "run", refuse_work)
+    monkeypatch.setattr(sweep, "run_on_ray", refuse_work)
     for name in experiments.EXPERIMENTS:
         monkeypatch.setitem(experiments.EXPERIMENTS, name, refuse_work)
     return tmp_path
@@ -93,6 +94,12 @@ def names_other_than(known):
 
 NOT_A_TASK, NOT_A_METHOD = names_other_than(tasks.TASKS), names_other_than(METHODS)
 NOT_AN_EXPERIMENT = names_other_than(experiments.EXPERIMENTS)
+NOT_A_GRID = names_other_than(sweep.GRIDS)
+NOT_AN_ADDRESS = texts("nowhere", "AUTO", "", "ray://", "ray://host", "ray://host:0",
+                       "ray://host:65536", "ray://:10001", "http://host:10001", "host:10001")
+# GPUs are refused outright for the default device (numpy), so any number of them is bad here
+NOT_GPUS = (st.floats(max_value=-1e-9) | st.floats(min_value=1e-3, max_value=8)).map(repr) \
+    | texts("nan", "inf") | NOT_NUMBERS
 NOT_A_DEVICE = texts("tpu", "", "NUMPY", "cuda", "gpu:0")
 NOT_A_FOLDER = texts("missing/folder", "a-file.txt")
 NOT_A_FILE = texts("missing.safetensors", "empty-folder")
@@ -106,6 +113,10 @@ RUN_OPTIONS = {"--model": NOT_A_TRAINABLE_MODEL, "--data-dir": NOT_A_FOLDER,
                "--batch-size": POSITIVE_INTEGER,
                "--max-seq-length": integers_outside(3, MINILM_POSITIONS),
                "--max-eval-examples": COUNT, "--device": NOT_A_DEVICE}
+# the options train passes on to each trial of a sweep
+TRIAL_OPTIONS = {**RUN_OPTIONS, "--task": NOT_A_TASK, "--method": NOT_A_METHOD,
+                 "--adapter-init-std": NOT_POSITIVE, "--top-k": integers_outside(1, MINILM_LAYERS),
+                 "--max-train-examples": COUNT, "--checkpoint-every": COUNT}
 # command -> (the valid arguments the bad one is added to, {option: bad values});
 # an option's last occurrence is the one argparse keeps
 COMMANDS = {
@@ -134,6 +145,12 @@ COMMANDS = {
         "--hidden-size": POSITIVE_INTEGER,
         "--heads": integers_outside(1, 16) | st.integers(1, 16).filter(lambda h: 16 % h).map(str),
         "--seed": COUNT, "--tol": NOT_POSITIVE}),
+    "sweep": (["sweep", "--out", "runs/new", "--seeds", "1"], {
+        **TRIAL_OPTIONS, "--grid": NOT_A_GRID, "--lr": NOT_POSITIVE,
+        "--epochs": POSITIVE_INTEGER, "--adapter-size": POSITIVE_INTEGER,
+        "--seeds": POSITIVE_INTEGER, "--out": NO_OUTPUT_FOLDER, "--address": NOT_AN_ADDRESS,
+        "--cpus-per-trial": POSITIVE_INTEGER, "--gpus-per-trial": NOT_GPUS,
+        "--max-failures": COUNT}),
 }
 CASES = [(command, option) for command, (_, options) in COMMANDS.items() for option in options]
 TRIED = collections.Counter()             # (command, option) -> bad values tried
@@ -188,7 +205,7 @@ def test_every_option_of_every_command_is_covered():
                                   ["bench", "--models", "tiny-random", "--no-torch"],
                                   ["experiment", "init-scale", "--tasks", "TREC-6", "--out",
                                    "experiments"],
-                                  ["gradcheck"]])
+                                  ["gradcheck"], ["sweep", "--out", "runs/new", "--seeds", "1"]])
 def test_good_options_reach_the_work(workspace, argv):
     """The other side: with every option good, each command gets as far as its work (so the
     refusals above came from the checks), and a run that fails there leaves no folder."""
