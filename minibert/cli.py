@@ -269,8 +269,9 @@ def make_parser():
                        help="the sweep's folder: sweep.json, sweep.md, sweep.png, trials/NAME")
     sweep.add_argument("--address", help="an existing Ray cluster: auto or ray://HOST:PORT "
                                          "(default: Ray embedded on this machine)")
-    sweep.add_argument("--cpus-per-trial", type=int, default=1,
-                       help="CPUs of each trial, its threads (default 1)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1,
+                       help="CPUs of each trial, its threads (default 1; 0.5: two one-thread "
+                            "trials per CPU)")
     sweep.add_argument("--gpus-per-trial", type=float, default=0,
                        help="GPUs of each trial with --device cupy; fractions share one")
     sweep.add_argument("--max-failures", type=int, default=3,

@@ -102,18 +102,24 @@ def trial_name(method, lr, epochs, adapter_size, seed):
 
 def plan(out, base, grid):
     """{trial name: RunSettings} of every trial of the grid on the settings `base` ({setting:
-    value}, the swept ones left out), each checked, each writing into OUT/trials/NAME."""
+    value}, the swept ones left out), each checked, each writing into OUT/trials/NAME; the
+    paths made absolute."""
     base = {name: value for name, value in base.items() if value is not None}
     if set(base) & {*SWEPT, "out"}:
         raise ValueError(f"{sorted(set(base) & {*SWEPT, 'out'})}: set by the grid and the "
                          "sweep's folder, not by the shared settings")
+    # absolute paths: a Ray worker runs in a folder of its own
+    for name in ("model", "data_dir"):
+        if isinstance(base.get(name), str) and Path(base[name]).expanduser().exists():
+            base[name] = str(Path(base[name]).expanduser().absolute())
+    out = Path(out).expanduser().absolute()
     method = base.get("method", RunSettings.method)
     trials = {}
     for lr, epochs, size in grid.configurations():
         for seed in range(grid.seeds):
             name = trial_name(method, lr, epochs, size, seed)
             trials[name] = RunSettings(**base, lr=lr, epochs=epochs, adapter_size=size,
-                                       seed=seed, out=str(Path(out) / "trials" / name))
+                                       seed=seed, out=str(out / "trials" / name))
     return trials
 
 
@@ -127,11 +133,11 @@ def shared_settings(settings):
 @dataclasses.dataclass
 class Engine:
     """Where and how the trials run: Ray at `address` (None: embedded on this machine), each
-    trial holding `cpus_per_trial` CPUs (its BLAS and row chunks use as many threads) and
-    `gpus_per_trial` GPUs (fractions share one), started again up to `max_failures` times when
-    its worker dies."""
+    trial holding `cpus_per_trial` CPUs (its BLAS and row chunks use as many threads, at least
+    one: 0.5 puts two one-thread trials on each CPU) and `gpus_per_trial` GPUs (fractions
+    share one), started again up to `max_failures` times when its worker dies."""
     address: str = None
-    cpus_per_trial: int = 1
+    cpus_per_trial: float = 1
     gpus_per_trial: float = 0
     max_failures: int = 3
 
@@ -141,7 +147,7 @@ class Engine:
             if port is None or not 0 < int(port[1]) < 65536:
                 raise checks.BadValue("address", f"expected auto or ray://HOST:PORT, found "
                                                  f"{self.address!r}")
-        checks.integer("cpus_per_trial", self.cpus_per_trial)
+        checks.positive("cpus_per_trial", self.cpus_per_trial)
         checks.non_negative("gpus_per_trial", self.gpus_per_trial)
         if self.gpus_per_trial and device != "cupy":
             raise checks.BadValue("gpus_per_trial", f"expected 0 for trials on device "

@@ -79,6 +79,17 @@ def tiny_model(tmp_path_factory):
     return folder
 
 
+def without_timings(results, also=()):
+    """A run's results (or a sweep's record of one) less what differs between two runs of the
+    same settings: the clock (and the fields named in `also`) and the output folder."""
+    drop = ("train_seconds", "seconds_per_epoch", "examples_per_second", *also)
+    results = {k: v for k, v in results.items() if k not in drop}
+    results["history"] = [{k: v for k, v in h.items() if k != "train_seconds"}
+                          for h in results["history"]]
+    results["settings"] = {k: v for k, v in results["settings"].items() if k != "out"}
+    return results
+
+
 def snapshot(folder):
     """Every path under folder (itself included) with its kind, size and modification time: two
     snapshots are equal when nothing there was created, removed or written."""

@@ -149,7 +149,7 @@ COMMANDS = {
         **TRIAL_OPTIONS, "--grid": NOT_A_GRID, "--lr": NOT_POSITIVE,
         "--epochs": POSITIVE_INTEGER, "--adapter-size": POSITIVE_INTEGER,
         "--seeds": POSITIVE_INTEGER, "--out": NO_OUTPUT_FOLDER, "--address": NOT_AN_ADDRESS,
-        "--cpus-per-trial": POSITIVE_INTEGER, "--gpus-per-trial": NOT_GPUS,
+        "--cpus-per-trial": NOT_POSITIVE, "--gpus-per-trial": NOT_GPUS,
         "--max-failures": COUNT}),
 }
 CASES = [(command, option) for command, (_, options) in COMMANDS.items() for option in options]

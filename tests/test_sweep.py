@@ -19,12 +19,12 @@ from minibert.runs import CHECKPOINT, RunSettings, run_train
 from minibert.sweep import Engine, Grid, plan, run_sweep
 from minibert.sweep_report import configurations, selection
 
-from conftest import snapshot
+from conftest import snapshot, without_timings
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
-# what differs between two runs of the same trial: the clock, and whether it was resumed
-TIMINGS = ("train_seconds", "seconds_per_epoch", "seconds", "resumed_at_step")
+# what a sweep records beyond results.json that differs between two runs of the same trial
+SWEEP_ONLY = ("seconds", "resumed_at_step")
 LRS, SEEDS = (1e-3, 3e-2), 2
 
 
@@ -38,12 +38,8 @@ def grid(lrs=LRS, seeds=SEEDS):
     return Grid.make("adapters", lr=list(lrs), epochs=[3], adapter_size=[4], seeds=seeds)
 
 
-def without_timings(entry):
-    entry = {k: v for k, v in entry.items() if k not in TIMINGS}
-    entry["history"] = [{k: v for k, v in h.items() if k != "train_seconds"}
-                        for h in entry["history"]]
-    entry["settings"] = {k: v for k, v in entry["settings"].items() if k != "out"}
-    return entry
+def same_run(entry):
+    return without_timings(entry, also=SWEEP_ONLY)
 
 
 # ---------------------------------------------------------------------------- without Ray
@@ -55,7 +51,7 @@ def test_the_paper_grid_is_the_papers():
     assert len(trials) == 3 * 2 * 3 * 5 == 90
     settings = trials["lr0.0003-epochs20-size256-seed4"]
     assert (settings.lr, settings.epochs, settings.adapter_size, settings.seed) == (3e-4, 20, 256, 4)
-    assert settings.out == str(Path("runs/x/trials/lr0.0003-epochs20-size256-seed4"))
+    assert settings.out == str(Path("runs/x/trials/lr0.0003-epochs20-size256-seed4").absolute())
     assert len(plan("runs/x", {"method": "full"}, Grid.make("full", "paper"))) == 4 * 5
 
 
@@ -120,7 +116,7 @@ def test_a_sweep_records_every_trial_and_writes_its_table_and_figure(whole, tiny
     name = names[-1]
     alone = run_train(RunSettings(**{**data["runs"][name]["settings"],
                                      "out": str(out / "alone")}))
-    assert without_timings(sweep.trial_entry(alone, 0.0)) == without_timings(data["runs"][name])
+    assert same_run(sweep.trial_entry(alone, 0.0)) == same_run(data["runs"][name])
 
     assert cli.main(["sweep", "--out", str(out), "--lr", *map(str, LRS), "--epochs", "3",
                      "--seeds", str(SEEDS), "--adapter-size", "4", *options(base(tiny_model))]) == 0   # all done
@@ -183,33 +179,38 @@ def test_a_trial_killed_with_sigkill_goes_on_from_its_checkpoint(whole, tiny_mod
     assert any(killed[0] in line and "lost its worker" in line for line in lines), lines
     assert data["runs"][killed[0]]["resumed_at_step"] > 0
     for name, entry in data["runs"].items():
-        assert without_timings(entry) == without_timings(uninterrupted["runs"][name]), name
+        assert same_run(entry) == same_run(uninterrupted["runs"][name]), name
 
 
 @pytest.mark.slow
 @needs_ray
 def test_a_stopped_sweep_run_again_skips_finished_trials_and_resumes_the_rest(
         whole, tiny_model, tmp_path):
+    """Run from the folder above with --out relative to it, as a user would: Ray runs each
+    trial in a folder of its own, and the trials still write into the sweep's folder."""
     _, uninterrupted, _ = whole
-    argv = [sys.executable, "-m", "minibert.cli", "sweep", "--out", str(tmp_path), "--lr",
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "minibert.cli", "sweep", "--out", "sweep", "--lr",
             *map(str, LRS), "--epochs", "3", "--seeds", str(SEEDS), "--adapter-size", "4",
             *options(base(tiny_model))]
-    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    driver = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
-    record = tmp_path / "sweep.json"
+    record = out / "sweep.json"
     while not record.exists() and driver.poll() is None:       # the first trial finished
         time.sleep(0.05)
     driver.send_signal(signal.SIGINT)                          # Ctrl-C
     assert driver.wait(timeout=120) != 0
     finished = json.loads(record.read_text())["runs"]
     assert 0 < len(finished) < 4
-    written = {name: (tmp_path / "trials" / name / "results.json").stat().st_mtime_ns
+    written = {name: (out / "trials" / name / "results.json").stat().st_mtime_ns
                for name in finished}
     lines = []
-    data = run_sweep(tmp_path, base(tiny_model), grid(), Engine(), lines.append)
+    data = run_sweep(out, base(tiny_model), grid(), Engine(), lines.append)
     assert lines[0] == f"sweep: 4 trials, {len(finished)} done earlier, {4 - len(finished)} to run"
     for name, mtime in written.items():                        # not run again
-        assert (tmp_path / "trials" / name / "results.json").stat().st_mtime_ns == mtime
+        assert (out / "trials" / name / "results.json").stat().st_mtime_ns == mtime
         assert data["runs"][name] == finished[name]
     for name, entry in data["runs"].items():
-        assert without_timings(entry) == without_timings(uninterrupted["runs"][name]), name
+        assert same_run(entry) == same_run(uninterrupted["runs"][name]), name
+        assert (out / "trials" / name / "results.json").exists()
