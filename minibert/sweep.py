@@ -156,11 +156,13 @@ class Engine:
         checks.integer("max_failures", self.max_failures, minimum=0)
 
 
-def run_sweep(out, base, grid, engine=Engine(), report=print):
-    """Every trial of `grid` on the settings `base` ({setting: value}), those recorded in
-    OUT/sweep.json skipped; returns sweep.json's data (its settings name the grid's trials). Progress goes to `report`. Raises
-    checks.BadValue before any work for a bad setting, or for a sweep folder whose trials were
-    made with other settings."""
+def run_sweep(out, base, grid, engine=None, report=print):
+    """Every trial of `grid` on the settings `base` ({setting: value}) on the Engine (default:
+    embedded Ray, a CPU per trial), those recorded in OUT/sweep.json skipped; returns
+    sweep.json's data, whose settings name the grid's trials. Progress goes to `report`.
+    Raises checks.BadValue before any work for a bad setting, or for a sweep folder whose
+    trials were made with other settings."""
+    engine = engine or Engine()
     checks.output_folder("out", out)
     engine.check(base.get("device"))
     trials = plan(out, base, grid)
@@ -178,12 +180,14 @@ def run_sweep(out, base, grid, engine=Engine(), report=print):
 
 
 def _check_same_sweep(out, shared):
+    """Refuse a sweep into a folder whose sweep.json was made with other shared settings."""
     path = out / "sweep.json"
     if not path.exists():
         return
-    then = json.loads(path.read_text("utf-8"))["settings"]["base"]
-    for name, (before, now) in changed_settings(then, shared).items():
-        raise checks.BadValue(name, f"expected {before!r}, the setting of the sweep in {out}, "
+    changed = changed_settings(json.loads(path.read_text("utf-8"))["settings"]["base"], shared)
+    if changed:
+        name, (then, now) = next(iter(changed.items()))
+        raise checks.BadValue(name, f"expected {then!r}, the setting of the sweep in {out}, "
                                     f"found {now!r}; its trials must not mix with others: "
                                     "choose another --out")
 
