@@ -78,7 +78,7 @@ def format_table(data, trials):
 
 def draw(trials, out):
     """Mean score (± std over seeds) against learning rate, a line per adapter size, a panel
-    per epoch count; saved atomically as OUT/sweep.png."""
+    per epoch count, a star on the paper's selection; saved atomically as OUT/sweep.png."""
     rows = configurations(trials)
     epochs = sorted({key[1] for key in rows})
     fig, axes = subplots(1, len(epochs), figsize=(5 * len(epochs), 4), squeeze=False,
@@ -92,6 +92,10 @@ def draw(trials, out):
             ax.errorbar([lr for lr, _ in points], [row["mean"] for _, row in points],
                         yerr=[row["std"] or 0.0 for _, row in points], marker="o", capsize=3,
                         label="no adapters" if size is None else f"adapter size {size}")
+        pick = selection(trials)
+        if pick["epochs"] == count:
+            ax.plot(pick["learning_rate"], pick["score"], "*", color="black", markersize=12,
+                    label=f"best trial (seed {pick['seed']})")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_title(f"{count} epochs")
