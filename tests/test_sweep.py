@@ -17,7 +17,6 @@ from minibert import cli, sweep
 from minibert.folder_lock import LOCK
 from minibert.runs import CHECKPOINT, RunSettings, run_train
 from minibert.sweep import Engine, Grid, plan, run_sweep
-from minibert.sweep_report import configurations, selection
 
 from conftest import snapshot, without_timings
 
@@ -67,18 +66,6 @@ def test_options_that_do_not_go_together_are_refused_by_name(tmp_path, capsys, a
     err = capsys.readouterr().err
     assert err.startswith(f"minibert sweep: error: {option}: ") and len(err.splitlines()) == 1
     assert snapshot(tmp_path) == before
-
-
-def test_the_report_averages_over_seeds_and_picks_the_best_trial():
-    def entry(lr, seed, score):
-        return {"learning_rate": lr, "epochs": 3, "adapter_size": 8, "seed": seed,
-                "score": score, "seconds": 10.0}
-    trials = [entry(1e-3, 0, 0.5), entry(1e-3, 1, 0.7), entry(1e-2, 0, 0.8), entry(1e-2, 1, 0.2)]
-    rows = configurations(trials)
-    assert rows[(1e-3, 3, 8)]["mean"] == pytest.approx(0.6)
-    assert rows[(1e-3, 3, 8)]["std"] == pytest.approx(0.1414213562)       # sample std, n - 1
-    assert rows[(1e-2, 3, 8)]["scores"] == [0.8, 0.2]
-    assert selection(trials) is trials[2]          # best single trial, not best mean
 
 
 # ---------------------------------------------------------------------------- with Ray
