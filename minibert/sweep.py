@@ -274,17 +274,25 @@ def run_on_ray(trials, engine, record, names, report):
             # the callback records each trial as it ends; the results as Tune returns them
             # also reach this process when the callback ran elsewhere (ray:// runs Tune's
             # loop on the cluster)
-            for result in tuner.fit():
-                name = result.config["trial"]["name"]
-                if result.error is None and "trial" in result.metrics and not record.done(name):
-                    record.add(name, result.metrics["trial"])
+            try:
+                results = tuner.fit()
+            except Exception as e:     # Tune's loop itself failed (its memory monitor, say)
+                stopped = f"Ray stopped the sweep ({str(e).splitlines()[0]})"
+            else:
+                stopped = None
+                for result in results:
+                    name = result.config["trial"]["name"]
+                    if result.error is None and "trial" in result.metrics \
+                            and not record.done(name):
+                        record.add(name, result.metrics["trial"])
     finally:
         if started_here:
             ray.shutdown()
     failed = [name for name in trials if not record.done(name)]
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(names)} trials did not finish "
-                           f"({', '.join(failed)}); run the same command again to go on with them")
+        raise RuntimeError(f"{stopped or 'the sweep ended'}: {len(failed)} of {len(names)} "
+                           f"trials did not finish ({', '.join(failed)}); the others are in "
+                           "sweep.json; run the same command again to go on with them")
 
 
 def _progress_callback(tune, record, names, report):
