@@ -68,6 +68,15 @@ def test_options_that_do_not_go_together_are_refused_by_name(tmp_path, capsys, a
     assert snapshot(tmp_path) == before
 
 
+def test_ray_and_matplotlib_load_only_to_run_trials_and_to_draw():
+    code = ("import sys; from minibert import sweep, sweep_report; "
+            "sweep.plan('runs/x', {}, sweep.Grid.make('adapters', 'paper')); "
+            "loaded = {'ray', 'matplotlib'} & set(sys.modules); assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr
+
+
 # ---------------------------------------------------------------------------- with Ray
 needs_ray = pytest.mark.skipif(not sweep.ray_installed(), reason="needs ray: pip install "
                                                                   "'minibert[sweep]'")
