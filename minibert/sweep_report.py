@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiments import save_figure, subplots
+# the experiments' figure helpers: matplotlib's object API, imported at the first figure
+from .experiments import _save_figure as save_figure, _subplots as subplots
 from .files import write_atomically
 
 
