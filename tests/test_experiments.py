@@ -4,28 +4,16 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 
 import pytest
 
 import minibert
-from minibert import experiments, named_models, runs
+from minibert import experiments, runs
 from minibert.runs import RunSettings
 
 from conftest import GLUE_DIR
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A 2-layer random BERT that uses minilm-l6's vocabulary, saved as an HF folder."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = minibert.BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                 intermediate_size=32, max_position_embeddings=64)
-    minibert.BertModel(config, seed=0).save_pretrained(folder)
-    shutil.copy(named_models.folder_of("minilm-l6") / "vocab.txt", folder)
-    return folder
 
 
 def base(model):

@@ -17,22 +17,13 @@ from minibert.cli import main
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
 from minibert.training_checkpoint import FORMAT
 
-TIMINGS = ("train_seconds", "seconds_per_epoch", "examples_per_second",
-           "windows_per_second")                           # SQuAD's throughput
+from conftest import without_timings
 
 
 def settings(out, **changes):
     fields = dict(task="TREC-6", out=str(out), epochs=2, max_train_examples=40,
                   max_eval_examples=24, max_seq_length=24, batch_size=8)
     return RunSettings(**{**fields, **changes})
-
-
-def without_timings(results):
-    results = {k: v for k, v in results.items() if k not in TIMINGS}
-    results["history"] = [{k: v for k, v in h.items() if k != "train_seconds"}
-                          for h in results["history"]]
-    results["settings"] = {k: v for k, v in results["settings"].items() if k != "out"}
-    return results
 
 
 def assert_same_tensors(path_a, path_b):

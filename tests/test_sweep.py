@@ -1,0 +1,212 @@
+"""Sweeps: the grids, the folder's guard against mixed settings, and (with Ray installed) whole
+sweeps on a tiny random BERT with embedded Ray: a trial's worker killed with SIGKILL, a stopped
+sweep run again, each ending with every trial's result equal to an uninterrupted sweep's."""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from minibert import cli, sweep
+from minibert.folder_lock import LOCK
+from minibert.runs import CHECKPOINT, RunSettings, run_train
+from minibert.sweep import Engine, Grid, plan, run_sweep
+
+from conftest import snapshot, without_timings
+
+REPO = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+# what a sweep records beyond results.json that differs between two runs of the same trial
+SWEEP_ONLY = ("seconds", "resumed_at_step")
+LRS, SEEDS = (1e-3, 3e-2), 2
+
+
+def base(model):
+    """TREC-6 on the tiny model: 3 epochs of 25 steps, long enough to kill a trial mid-run."""
+    return dict(task="TREC-6", model=str(model), max_train_examples=200, max_eval_examples=32,
+                max_seq_length=24, batch_size=8)
+
+
+def grid(lrs=LRS, seeds=SEEDS):
+    return Grid.make("adapters", lr=list(lrs), epochs=[3], adapter_size=[4], seeds=seeds)
+
+
+def same_run(entry):
+    return without_timings(entry, also=SWEEP_ONLY)
+
+
+# ---------------------------------------------------------------------------- without Ray
+def test_the_paper_grid_is_the_papers():
+    adapters = Grid.make("adapters", "paper")
+    assert (adapters.lr, adapters.epochs, adapters.adapter_size, adapters.seeds) == (
+        (3e-5, 3e-4, 3e-3), (3, 20), (8, 64, 256), 5)
+    trials = plan("runs/x", {"task": "TREC-6"}, adapters)
+    assert len(trials) == 3 * 2 * 3 * 5 == 90
+    settings = trials["lr0.0003-epochs20-size256-seed4"]
+    assert (settings.lr, settings.epochs, settings.adapter_size, settings.seed) == (3e-4, 20, 256, 4)
+    assert settings.out == str(Path("runs/x/trials/lr0.0003-epochs20-size256-seed4").absolute())
+    assert len(plan("runs/x", {"method": "full"}, Grid.make("full", "paper"))) == 4 * 5
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--grid", "paper", "--lr", "1e-3"], "--lr"),
+    (["--grid", "paper", "--method", "top-k", "--top-k", "2"], "--grid"),
+    (["--method", "full", "--adapter-size", "8", "64"], "--adapter-size"),
+    (["--lr", "1e-3", "1e-3"], "--lr"),
+    (["--gpus-per-trial", "0.5"], "--gpus-per-trial")])
+def test_options_that_do_not_go_together_are_refused_by_name(tmp_path, capsys, argv, option):
+    before = snapshot(tmp_path)
+    assert cli.main(["sweep", "--out", str(tmp_path / "s"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"minibert sweep: error: {option}: ") and len(err.splitlines()) == 1
+    assert snapshot(tmp_path) == before
+
+
+def test_ray_and_matplotlib_load_only_to_run_trials_and_to_draw():
+    code = ("import sys; from minibert import sweep, sweep_report; "
+            "sweep.plan('runs/x', {}, sweep.Grid.make('adapters', 'paper')); "
+            "loaded = {'ray', 'matplotlib'} & set(sys.modules); assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------------------- with Ray
+needs_ray = pytest.mark.skipif(not sweep.ray_installed(), reason="needs ray: pip install "
+                                                                  "'minibert[sweep]'")
+
+
+@pytest.fixture(scope="module")
+def whole(tiny_model, tmp_path_factory):
+    """An uninterrupted sweep: 2 learning rates x 2 seeds, two trials at a time."""
+    out = tmp_path_factory.mktemp("whole")
+    lines = []
+    return out, run_sweep(out, base(tiny_model), grid(), Engine(), lines.append), lines
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_sweep_records_every_trial_and_writes_its_table_and_figure(whole, tiny_model,
+                                                                   monkeypatch, capsys):
+    out, data, lines = whole
+    names = [f"lr{lr:g}-epochs3-size4-seed{seed}" for lr in LRS for seed in range(SEEDS)]
+    assert data["settings"]["trials"] == names
+    assert json.loads((out / "sweep.json").read_text()) == json.loads(json.dumps(data))
+    for name in names:
+        entry = data["runs"][name]
+        results = json.loads((out / "trials" / name / "results.json").read_text())
+        assert entry["settings"] == results["settings"] and entry["score"] == results["score"]
+        assert entry["dev_scores"] == [h["metrics"]["score"] for h in results["history"]]
+        assert len(entry["dev_scores"]) == 3 and entry["seconds"] > entry["train_seconds"] > 0
+        assert entry["resumed_at_step"] is None
+    assert any("finished" in line and "4 done, 0 running, 0 left" in line for line in lines)
+
+    # each trial is an ordinary training run: the same results, run here without Ray
+    monkeypatch.setattr(sweep.parallel.SETTINGS, "threads", 1)
+    name = names[-1]
+    alone = run_train(RunSettings(**{**data["runs"][name]["settings"],
+                                     "out": str(out / "alone")}))
+    assert same_run(sweep.trial_entry(alone, 0.0)) == same_run(data["runs"][name])
+
+    assert cli.main(["sweep", "--out", str(out), "--lr", *map(str, LRS), "--epochs", "3",
+                     "--seeds", str(SEEDS), "--adapter-size", "4", *options(base(tiny_model))]) == 0   # all done
+    printed = capsys.readouterr().out
+    assert "sweep: 4 trials, 4 done earlier, 0 to run" in printed
+    assert "| lr 0.001, 3 epochs, size 4 | 2 |" in printed
+    assert "paper's selection (best trial on validation)" in printed
+    assert (out / "sweep.md").read_text() in printed
+    assert (out / "sweep.png").read_bytes()[:8] == PNG
+
+
+def options(settings):
+    return [word for name, value in settings.items()
+            for word in (f"--{name.replace('_', '-')}", str(value))]
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_sweep_folder_refuses_trials_of_other_settings(whole, tiny_model, capsys):
+    out, _, _ = whole
+    before = snapshot(out)
+    changed = {**base(tiny_model), "max_train_examples": 100}
+    assert cli.main(["sweep", "--out", str(out), "--lr", "1e-3", "--adapter-size", "4",
+                     *options(changed)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minibert sweep: error: --max-train-examples: expected 200, the "
+                          f"setting of the sweep in {out}, found 100")
+    assert snapshot(out) == before
+
+
+def kill_one_trial_mid_run(out, killed):
+    """Wait for a trial that has written a checkpoint (an epoch done) and not its results,
+    then SIGKILL the process holding its folder."""
+    while not killed:
+        for folder in (out / "trials").glob("*") if (out / "trials").exists() else ():
+            lock = folder / LOCK
+            if (folder / CHECKPOINT).exists() and not (folder / "results.json").exists():
+                try:
+                    pid = int(lock.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if pid != os.getpid():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(folder.name)
+                    return
+        time.sleep(0.005)
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_trial_killed_with_sigkill_goes_on_from_its_checkpoint(whole, tiny_model, tmp_path):
+    _, uninterrupted, _ = whole
+    killed, lines = [], []
+    killer = threading.Thread(target=kill_one_trial_mid_run, args=(tmp_path, killed),
+                              daemon=True)
+    killer.start()
+    data = run_sweep(tmp_path, base(tiny_model), grid(lrs=LRS[:1]), Engine(), lines.append)
+    killer.join(timeout=1)
+    assert killed, "no trial was caught between its first checkpoint and its end"
+    assert any(killed[0] in line and "lost its worker" in line for line in lines), lines
+    assert data["runs"][killed[0]]["resumed_at_step"] > 0
+    for name, entry in data["runs"].items():
+        assert same_run(entry) == same_run(uninterrupted["runs"][name]), name
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_stopped_sweep_run_again_skips_finished_trials_and_resumes_the_rest(
+        whole, tiny_model, tmp_path):
+    """Run from the folder above with --out relative to it, as a user would: Ray runs each
+    trial in a folder of its own, and the trials still write into the sweep's folder."""
+    _, uninterrupted, _ = whole
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "minibert.cli", "sweep", "--out", "sweep", "--lr",
+            *map(str, LRS), "--epochs", "3", "--seeds", str(SEEDS), "--adapter-size", "4",
+            *options(base(tiny_model))]
+    driver = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    record = out / "sweep.json"
+    while not record.exists() and driver.poll() is None:       # the first trial finished
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)                          # Ctrl-C
+    assert driver.wait(timeout=120) != 0
+    finished = json.loads(record.read_text())["runs"]
+    assert 0 < len(finished) < 4
+    written = {name: (out / "trials" / name / "results.json").stat().st_mtime_ns
+               for name in finished}
+    lines = []
+    data = run_sweep(out, base(tiny_model), grid(), Engine(), lines.append)
+    assert lines[0] == f"sweep: 4 trials, {len(finished)} done earlier, {4 - len(finished)} to run"
+    for name, mtime in written.items():                        # not run again
+        assert (out / "trials" / name / "results.json").stat().st_mtime_ns == mtime
+        assert data["runs"][name] == finished[name]
+    for name, entry in data["runs"].items():
+        assert same_run(entry) == same_run(uninterrupted["runs"][name]), name
+        assert (out / "trials" / name / "results.json").exists()
