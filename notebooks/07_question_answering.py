@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
+from minibert import provenance
 from minibert.batching import epoch_examples
 from minibert.gradcheck import assert_gradients
 from minibert.heads import QuestionAnsweringHead
@@ -48,6 +49,7 @@ TRAIN_QUESTIONS = 96      # of 87,599
 EVAL_QUESTIONS = 24       # of 10,570
 EPOCHS = 2
 BATCH_SIZE = 8
+print("Outputs made with", provenance.describe())
 
 # %% [markdown]
 # ## One question, one paragraph
