@@ -52,6 +52,9 @@ nb_execution_timeout = 180          # per cell, seconds: the notebooks' budget i
 html_theme = "sphinx_book_theme"
 html_title = f"minibert {release}"
 html_favicon = "favicon.svg"                    # else the browser asks for a missing /favicon.ico
+# ... which it still does on the root's redirect page (index.html, no icon link): one is there,
+# a square of favicon.svg's colour
+html_extra_path = ["extra"]
 html_context = {"default_mode": "auto"}         # light or dark as the reader's system is
 html_theme_options = {
     "footer_content_items": ["extra-footer"],
