@@ -83,7 +83,7 @@ def _run(record, key, settings):
     """A training run recorded under `key`: skipped when already recorded, resumed from its
     checkpoint when an earlier invocation was interrupted in the middle of it."""
     if not record.done(key):
-        results = run_train(settings, resume=_interrupted(settings))
+        results = run_train(settings, resume=interrupted(settings))
         record.add(key, {k: results[k] for k in ("task", "method", "adapter_size", "score",
                                                  "metrics", "trained_params", "total_params",
                                                  "train_seconds", "seed")}
@@ -91,7 +91,7 @@ def _run(record, key, settings):
     return record[key]
 
 
-def _interrupted(settings):
+def interrupted(settings):
     """Whether settings.out holds the checkpoint of an interrupted run of these very settings."""
     checkpoint = Path(settings.out) / CHECKPOINT
     if not checkpoint.exists():
@@ -122,7 +122,7 @@ def tradeoff(out, base, task_names):
             record.add(f"{task}/majority", {"task": task, "method": "majority",
                                             "score": majority_score(task, base)})
 
-    fig, axes = _subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
+    fig, axes = subplots(1, len(task_names), figsize=(6 * len(task_names), 4.5), squeeze=False)
     for ax, task in zip(axes[0], task_names):
         runs = {key.split("/")[1]: r for key, r in record.data["runs"].items() if r["task"] == task}
         for prefix, style, label in (("adapters-", "o-", "adapters (size 1..256)"),
@@ -141,7 +141,7 @@ def tradeoff(out, base, task_names):
         ax.set_title(task)
         ax.legend(fontsize=8)
     fig.suptitle(f"Trained parameters vs score, {base.model}\n({subsample_note(base)})", fontsize=10)
-    return _save_figure(fig, out, "tradeoff"), record.data
+    return save_figure(fig, out, "tradeoff"), record.data
 
 
 def init_scale(out, base, task_names):
@@ -154,7 +154,7 @@ def init_scale(out, base, task_names):
         _run(record, key, dataclasses.replace(base, task=task, method="adapters",
                                               adapter_init_std=std,
                                               out=str(Path(out) / "init-scale" / f"std-{std:g}")))
-    fig, ax = _subplots(figsize=(6, 4.5))
+    fig, ax = subplots(figsize=(6, 4.5))
     points = sorted((r["settings"]["adapter_init_std"], r["score"])
                     for r in record.data["runs"].values())
     ax.plot(*zip(*points), "o-")
@@ -162,7 +162,7 @@ def init_scale(out, base, task_names):
     ax.set_xlabel("adapter init std")
     ax.set_ylabel(f"{tasks.get_task(task).eval_split} {tasks.get_task(task).score}")
     ax.set_title(f"{task}: adapter init scale, {base.model}\n({subsample_note(base)})", fontsize=10)
-    return _save_figure(fig, out, "init-scale"), record.data
+    return save_figure(fig, out, "init-scale"), record.data
 
 
 def majority_score(task, base):
@@ -205,7 +205,7 @@ def ablation(out, base, task_names):
     for i in range(L):
         for j in range(i, L):
             grid[i, j] = record[f"remove-{i}-{j}"]["score"]
-    fig, ax = _subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     image = ax.imshow(grid, cmap="viridis", origin="upper")
     for i in range(L):
         for j in range(i, L):
@@ -216,7 +216,7 @@ def ablation(out, base, task_names):
     ax.set_title(f"{task}: adapters of layers i..j removed after training; none removed "
                  f"{trained['score']:.3f},\nall removed {grid[0, L - 1]:.3f}, majority class "
                  f"{record['majority']['score']:.3f}\n({subsample_note(base)})", fontsize=8)
-    return _save_figure(fig, out, "ablation"), record.data
+    return save_figure(fig, out, "ablation"), record.data
 
 
 def sequential(out, base, task_names):
@@ -247,7 +247,7 @@ def sequential(out, base, task_names):
                for e in task_names[:i + 1]):          # a partial sequence is run again whole
         _sequential_full(record, base, task_names, tokenizer, data)
 
-    fig, axes = _subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, method in zip(axes, ("adapters", "full")):
         for task in task_names:
             stages = [(i, record[f"{method}/after-{t}/{task}"]["score"])
@@ -259,7 +259,7 @@ def sequential(out, base, task_names):
         ax.set_ylabel("score (task's metric)")
         ax.legend()
     fig.suptitle(f"Sequential tasks, {base.model}\n({subsample_note(base)})", fontsize=10)
-    return _save_figure(fig, out, "sequential"), record.data
+    return save_figure(fig, out, "sequential"), record.data
 
 
 def _sequential_full(record, base, task_names, tokenizer, data):
@@ -299,7 +299,7 @@ def run_experiment(name, out, base, task_names=None):
         return EXPERIMENTS[name](out, base, task_names)
 
 
-def _subplots(*grid, figsize, **options):
+def subplots(*grid, figsize, **options):
     """A figure and its axes, as pyplot.subplots gives them, through matplotlib's object API:
     no global figure state to close afterwards. matplotlib is imported here, at the first
     figure, so that the commands that draw nothing never load it."""
@@ -308,7 +308,7 @@ def _subplots(*grid, figsize, **options):
     return fig, fig.subplots(*grid, **options)
 
 
-def _save_figure(fig, out, name):
+def save_figure(fig, out, name):
     path = Path(out) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -30,8 +30,7 @@ import time
 from pathlib import Path
 
 from . import checks, parallel
-from .experiments import Record, changed_settings
-from .experiments import _interrupted as interrupted     # shared with the experiments
+from .experiments import Record, changed_settings, interrupted
 from .folder_lock import locked
 from .runs import CHECKPOINT, DEFAULT_LR, RunSettings, run_train
 from .training_checkpoint import read_manifest

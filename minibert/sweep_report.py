@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 # the experiments' figure helpers: matplotlib's object API, imported at the first figure
-from .experiments import _save_figure as save_figure, _subplots as subplots
+from .experiments import save_figure, subplots
 from .files import write_atomically
 
 
