@@ -282,7 +282,7 @@ def make_parser():
                      help="default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in
                                                               DEFAULT_LR.items()))
     run.add_argument("--epochs", type=int, help=f"default {RUN_DEFAULTS['epochs']}")
-    run.add_argument("--out", help="default runs/trec6, or runs/NAME for --train NAME.csv")
+    run.add_argument("--out", help="default runs/TASK (runs/trec6, runs/sst2, ...), or runs/NAME for --train NAME.csv")
     shared_run_arguments(run)
     question_answering_arguments(run)
     run.add_argument("--max-train-examples", type=int, help="0: all (the default); SQuAD: "

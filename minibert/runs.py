@@ -39,7 +39,8 @@ class RunSettings:
     task: str = None                   # None: TREC-6, or your own files when train_file is given
     method: str = "adapters"
     model: str = "minilm-l6"
-    out: str = None                    # None: runs/trec6, or runs/<training file's stem>
+    out: str = None                    # None: runs/<task, lower case, no dashes> (runs/trec6),
+                                       # or runs/<training file's stem>
     adapter_size: int = 64
     adapter_init_std: float = 1e-3
     top_k: int = None
@@ -78,7 +79,8 @@ class RunSettings:
             spec = None
         self.max_seq_length = default_sequence_length(spec, self.max_seq_length)
         if self.out is None:
-            self.out = "runs/trec6" if spec else f"runs/{Path(self.train_file).stem}"
+            name = spec.name.lower().replace("-", "") if spec else Path(self.train_file).stem
+            self.out = f"runs/{name}"
         checks.choice("method", self.method, METHODS)
         config = check_data_and_model(spec, spec and (spec.eval_split, "train"), self.model,
                                       self.data_dir, self.batch_size, self.max_seq_length,

@@ -98,6 +98,13 @@ def test_bad_task_method_and_data_folder_are_named(tmp_path, capsys):
     assert not (tmp_path / "results.json").exists()
 
 
+@needs_glue
+def test_each_task_has_its_own_default_folder():
+    assert RunSettings().out == "runs/trec6"
+    assert RunSettings(task="STS-B", data_dir=GLUE_DIR).out == "runs/stsb"
+    assert RunSettings(task="SST-2", data_dir=GLUE_DIR, out="elsewhere").out == "elsewhere"
+
+
 def test_settings_for_your_own_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("reviews.csv", "dev.csv"):
