@@ -250,13 +250,17 @@ def run_on_ray(trials, engine, record, names, report):
                            "pip install 'minibert[sweep]'")
     import ray
     from ray import tune
-    # Tune's own output (a box, a table every few seconds, TensorBoard files): the callback
-    # below says what a sweep needs
+    from ray.tune.logger import JsonLoggerCallback
+    # Tune's own output (a box, a table every few seconds, CSV and TensorBoard files): the
+    # callback below says what a sweep needs; Tune's result.json stays, from which it reads
+    # the results it returns
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=engine.address, include_dashboard=False, log_to_driver=True)
+        # "local": a Ray of its own, even where `ray start` left a cluster running
+        ray.init(address=engine.address or "local", include_dashboard=False,
+                 log_to_driver=True)
     threads = max(1, int(engine.cpus_per_trial))
     configs = [{"name": name, "settings": dataclasses.asdict(s), "threads": threads}
                for name, s in trials.items()]
@@ -270,7 +274,8 @@ def run_on_ray(trials, engine, record, names, report):
                 run_config=tune.RunConfig(
                     storage_path=storage, name="sweep", verbose=0,
                     failure_config=tune.FailureConfig(max_failures=engine.max_failures),
-                    callbacks=[_progress_callback(tune, record, names, report)]))
+                    callbacks=[JsonLoggerCallback(),
+                               _progress_callback(tune, record, names, report)]))
             # the callback records each trial as it ends; the results as Tune returns them
             # also reach this process when the callback ran elsewhere (ray:// runs Tune's
             # loop on the cluster)
