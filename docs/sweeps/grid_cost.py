@@ -17,17 +17,23 @@ MEASURED = ("CoLA", "SST-2", "MRPC", "STS-B", "RTE")
 GRID = {"adapters": [(3, 45), (20, 45)], "full": [(3, 20)]}    # (epochs, trials)
 
 
+def trials(task, method):
+    return json.loads((HERE / f"{task.lower().replace('-', '')}-{method}.json").read_text())[
+        "runs"].values()
+
+
 def rates(task, method):
-    """Trial-seconds per training example-epoch (the median epoch: other jobs slowed some) and
-    per dev example (the rest of a trial's wall time: evaluating the dev set after every epoch,
-    starting the worker, loading the model)."""
-    runs = json.loads((HERE / f"{task.lower().replace('-', '')}-{method}.json").read_text())
-    runs = list(runs["runs"].values())
-    train = statistics.median(h["train_seconds"] / e["train_examples"]
-                              for e in runs for h in e["history"])
-    rest = sum((e["seconds"] - e["train_seconds"]) / (e["epochs"] * e["eval_examples"])
-               for e in runs)
-    return train, rest / len(runs)
+    """Trial-seconds per training example-epoch (the sweep's fastest epoch: other jobs slowed
+    some, those of the CoLA and RTE sweeps that were stopped and run again above all) and
+    per dev example: the rest of a trial's wall time (evaluating the dev set after every epoch,
+    starting the worker, loading the model), over the task's trials of either method that ran
+    from start to end (a resumed trial's wall time counts only its last part)."""
+    train = min(h["train_seconds"] / e["train_examples"]
+                              for e in trials(task, method) for h in e["history"])
+    whole = [e for m in GRID for e in trials(task, m) if e["resumed_at_step"] is None]
+    rest = statistics.mean((e["seconds"] - e["train_seconds"])
+                           / (e["epochs"] * e["eval_examples"]) for e in whole)
+    return train, rest
 
 
 measured = {(t, m): rates(t, m) for t in MEASURED for m in GRID}
