@@ -1,9 +1,9 @@
 """Parameter accounting from a config alone: what each component costs, what a method trains."""
 from . import checks
-from .adapters import adapter_parameter_count, adapter_prefixes
+from .adapters import DEFAULT_SIZE, adapter_parameter_count, adapter_prefixes
 
 
-def parameter_table(config, adapter_size=64, leave_out=(), num_labels=2):
+def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=2):
     """Rows {component, parameters, trained} for the adapters method, and the totals.
 
     "trained" marks what adapter tuning updates: adapters, the 2L+1 LayerNorms and the head.

@@ -13,10 +13,10 @@ import safetensors.numpy
 
 from .adapters import AdapterConfig, AdapterSet, adapter_prefixes, layernorm_names
 from .backend import to_host
-from .files import write_atomically
+from .atomic import write_atomically
 from .pretrained import check_tensors
 from .heads import head_from_metadata
-from .names import is_adapter, is_layernorm
+from .param_names import is_adapter, is_layernorm
 
 FORMAT = "minibert-adapters-1"
 

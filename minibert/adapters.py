@@ -12,27 +12,30 @@ A model holds its sets in `model.adapters` (AdapterSets), the one place that swi
 model.params between them -- or back to the plain base model with None.
 """
 import dataclasses
-import functools
 
 from . import checks
 from .backend import host_generator
-from .names import is_adapter, layer_of
-from .ops.activations import (gelu_backward, gelu_forward, relu_backward, relu_forward,
-                              tanh_backward, tanh_forward)
+from .param_names import is_adapter, layer_of
+from .ops import activations
 
+DEFAULT_SIZE = 64         # M, the paper's middle size; what every command uses unless told
 SITES = ("attention.output", "output")    # the attention block's and the feed-forward block's output
 
+# name -> (forward, backward); GELU is looked up in its op module at each call, where the speed
+# layer may have shared it out over the cores
 ACTIVATIONS = {
-    "gelu": (functools.partial(gelu_forward, form="erf"), gelu_backward),
-    "gelu_new": (functools.partial(gelu_forward, form="tanh"), gelu_backward),
-    "relu": (relu_forward, relu_backward),
-    "tanh": (tanh_forward, tanh_backward),
+    "gelu": (lambda x: activations.gelu_forward(x, form="erf"),
+             lambda dy, cache: activations.gelu_backward(dy, cache)),
+    "gelu_new": (lambda x: activations.gelu_forward(x, form="tanh"),
+                 lambda dy, cache: activations.gelu_backward(dy, cache)),
+    "relu": (activations.relu_forward, activations.relu_backward),
+    "tanh": (activations.tanh_forward, activations.tanh_backward),
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class AdapterConfig:
-    size: int = 64                 # M
+    size: int = DEFAULT_SIZE       # M
     init_std: float = 1e-3         # adapter-bert's code uses 1e-3; the paper's text 1e-2
     activation: str = "gelu"
     leave_out: tuple = ()          # layers without adapters (ablations)
@@ -143,8 +146,8 @@ class AdapterSets:
             adapter_set.params = {n: fn(p) for n, p in adapter_set.params.items()}
 
 
-def add_adapters(model, size=64, init_std=1e-3, activation="gelu", leave_out=(), name="default",
-                 seed=0):
+def add_adapters(model, size=DEFAULT_SIZE, init_std=1e-3, activation="gelu", leave_out=(),
+                 name="default", seed=0):
     """Give `model` a new adapter set `name` (two adapters per layer but those in leave_out, and
     fresh copies of the LayerNorms) and make it the active one. Returns its parameter names."""
     L, C = model.config.num_hidden_layers, model.config.hidden_size

@@ -4,7 +4,7 @@ Op and model files never import NumPy. They ask an array which module made it
 (`get_array_module(x)`, Chainer's idea) and call that module, `xp`. The few things the
 array modules spell differently -- erf, scatter-add, the copy back to the host -- live here, in
 one `Device` per array library. (How NumPy work is shared out over the CPU cores is
-`minibert.parallel`'s business.)
+`minibert.speed`'s business.)
 """
 import os
 
@@ -44,8 +44,8 @@ _ERF_BLOCK = 1 << 16      # elements per block: its dozen passes stay in the CPU
 
 def numpy_erf(x):
     """erf on NumPy arrays. float64 (gradient checks): SciPy's, exact to rounding. float32:
-    the fit above, within 5e-7 of the exact value and about 3x faster than SciPy, whose float32
-    erf computes in double precision."""
+    the fit above, within 5e-7 of the exact value and faster than SciPy, whose float32 erf
+    computes in double precision."""
     if x.dtype != numpy.float32:
         return scipy.special.erf(x)
     out = numpy.empty(x.shape, dtype=numpy.float32)

@@ -1,9 +1,11 @@
-"""Checks of settings and arguments, the one place that says what a value may be.
+"""Checks of settings and arguments: what a number, a choice, a path or a device may be.
 
 Every check names the setting (as the Python API calls it: `batch_size`), what was expected
 and what was found, and raises `BadValue`, a ValueError. `minibert` commands call the same
 checks before any work starts and print the option's name in place of the setting's
-(`--batch-size: expected a positive integer, found 0`).
+(`--batch-size: expected a positive integer, found 0`). These checks know values only; a check
+that knows tasks, data files or models lives with what it checks (`minibert.data.checks`,
+`named_models.check_model`, `minibert.runs.settings`).
 """
 import math
 import numbers
@@ -11,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import backend, data_files, named_models, squad, tasks
+from . import backend
 
 
 class BadValue(ValueError):
@@ -77,13 +79,6 @@ def choice(name, value, choices):
     if value in choices:
         return value
     raise BadValue(name, f"expected one of {', '.join(map(str, choices))}, found {value!r}")
-
-
-def task(name, value, question_answering=False):
-    """A task's name -> its tasks.Task; with question_answering, SQuAD too (its
-    squad.QuestionAnsweringTask)."""
-    known = {**tasks.TASKS, squad.SQUAD.name: squad.SQUAD} if question_answering else tasks.TASKS
-    return known[choice(name, value, known)]
 
 
 def layers(name, values, num_layers):
@@ -153,66 +148,6 @@ def output_file(name, value):
     return path
 
 
-def model_config(name, value, weights=True):
-    """The BertConfig of a model (a name, a folder or a hub id), read without its weights;
-    weights=False also takes an architecture alone (a name or a folder with config.json only)."""
-    if not isinstance(value, (str, os.PathLike)) or str(value) == "":
-        raise BadValue(name, f"expected a model name, folder or hub id, found {value!r}")
-    try:
-        config = named_models.config_of(value)
-    except (OSError, ValueError) as e:
-        raise BadValue(name, str(e)) from None
-    if weights and not named_models.has_weights(value):
-        raise BadValue(name, f"expected a model with weights, found {value!r}, an architecture "
-                             "alone (minibert params and minibert bench take it)")
-    return config
-
-
 def sequence_length(name, value, config, minimum=1):
     """A token count the model's position table holds."""
     return integer(name, value, minimum, config.max_position_embeddings)
-
-
-def task_files(name, task, data_dir, splits):
-    """The files of the task's splits exist: under the data folder `data_dir` (else $GLUE_DIR)
-    for GLUE; in data_dir, when given, for SQuAD; TREC-6 needs none. Named `name` when they do
-    not."""
-    if data_dir is not None:
-        existing_folder(name, data_dir)
-    if task is squad.SQUAD:
-        try:
-            for split in splits if data_dir is not None else ():    # else: from the wheel
-                squad.squad_file(split, data_dir)
-        except FileNotFoundError as e:
-            raise BadValue(name, str(e)) from None
-    elif task.folder is not None:
-        try:
-            for split in splits:
-                tasks.glue_file(task, split, data_dir)
-        except FileNotFoundError as e:
-            raise BadValue(name, str(e)) from None
-
-
-def column(name, value, optional=False):
-    """A column name: a non-empty string (or None, when optional)."""
-    if (value is None and optional) or (isinstance(value, str) and value != ""):
-        return value
-    raise BadValue(name, f"expected a column name, found {value!r}")
-
-
-def data_file(name, value, file_format, columns):
-    """A CSV, TSV or JSON Lines file (its format from file_format, else from its extension)
-    whose header (JSON Lines: first object) has the columns {setting: column name or None}; a
-    missing column is named by its setting."""
-    path = existing_file(name, value)
-    if file_format is not None:
-        choice("file_format", file_format, sorted(set(data_files.FORMATS.values())))
-    try:
-        found = data_files.columns_of(path, data_files.format_of(path, file_format))
-    except ValueError as e:
-        raise BadValue(name, str(e)) from None
-    for setting, wanted in columns.items():
-        if wanted is not None and wanted not in found:
-            raise BadValue(setting, f"expected a column of {path}, found {wanted!r}; its "
-                                    f"columns: {', '.join(map(repr, found))}")
-    return path

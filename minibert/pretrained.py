@@ -18,8 +18,8 @@ import safetensors
 import safetensors.numpy
 
 from .config import BertConfig
-from .files import write_atomically
-from .names import is_layernorm, layer_of, parse
+from .atomic import write_atomically
+from .param_names import is_layernorm, layer_of, parse
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")    # in order of preference
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json",

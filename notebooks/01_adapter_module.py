@@ -40,9 +40,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
-from minibert import exercises, provenance
 from minibert.adapters import adapter_backward, adapter_forward, adapter_parameter_count
 from minibert.gradcheck import check_gradients, random_projection
+from minibert.lab import exercises, provenance
 
 np.set_printoptions(precision=4, suppress=True)
 print("Outputs made with", provenance.describe())

@@ -36,8 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
-from minibert import exercises, provenance
 from minibert.gradcheck import check_gradients, random_projection
+from minibert.lab import exercises, provenance
 from minibert.ops.activations import gelu_backward, gelu_forward
 from minibert.ops.attention import (attention_backward, attention_forward, mask_to_bias,
                                     softmax_backward, softmax_forward)

@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
-from minibert import provenance
+from minibert.lab import provenance
 from minibert.ops.attention import mask_to_bias
 from minibert.ops.embedding import embedding_forward
 from minibert.ops.layernorm import layernorm_forward

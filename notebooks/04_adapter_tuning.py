@@ -36,11 +36,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
-from minibert import provenance
-from minibert import tasks
-from minibert.batching import epoch_batches
+import minibert.speed
+from minibert.data import tasks
+from minibert.data.batching import epoch_batches
+from minibert.lab import provenance
 from minibert.runs import RunSettings, evaluate
 from minibert.train import TrainSettings, configure, train
+
+minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
 
 SEED = 0
 TRAIN_EXAMPLES = 256        # of 5,452

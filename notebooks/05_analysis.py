@@ -35,12 +35,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
-from minibert import provenance
-from minibert import tasks
+import minibert.speed
 from minibert.adapters import disable_adapter_layers
-from minibert.batching import epoch_batches
+from minibert.data import tasks
+from minibert.data.batching import epoch_batches
+from minibert.lab import provenance
 from minibert.runs import RunSettings, evaluate, predict
 from minibert.train import TrainSettings, configure, train
+
+minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
 
 SEED = 0
 TRAIN_EXAMPLES, EPOCHS, BATCH_SIZE = 240, 2, 8

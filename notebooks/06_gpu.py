@@ -32,8 +32,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
-from minibert import exercises, provenance
+import minibert.speed
 from minibert.backend import get_array_module, to_host
+from minibert.lab import exercises, provenance
 from minibert.ops.layernorm import layernorm_forward
 from minibert.train import configure
 
@@ -58,10 +59,14 @@ print("Outputs made with", provenance.describe())
 print(inspect.getsource(layernorm_forward))
 
 # %% [markdown]
-# On NumPy, `minibert.parallel` also cuts each row-wise op's arrays into chunks of rows and hands
-# them to a thread per CPU core (NumPy alone would use one core). It wraps the ops from outside:
-# on CuPy an op runs once on the whole arrays, as written above, since the GPU spreads every
-# operation over its cores by itself.
+# On NumPy, the speed layer (`minibert.speed`) can also cut each row-wise op's arrays into chunks
+# of rows and hand them to a thread per CPU core (NumPy alone would use one core). It wraps the
+# ops from outside, and only when asked: `minibert.speed.enable()`, which every `minibert`
+# command calls, and which this notebook calls next. On CuPy an op runs once on the whole
+# arrays, as written above, since the GPU spreads every operation over its cores by itself.
+
+# %%
+minibert.speed.enable()
 
 # %% [markdown]
 # A model lives on a device; its parameters are arrays of that device's module, and so is

@@ -32,15 +32,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minibert
-from minibert import provenance
-from minibert.batching import epoch_examples
+import minibert.speed
+from minibert.data.batching import epoch_examples
 from minibert.gradcheck import assert_gradients
 from minibert.heads import QuestionAnsweringHead
-from minibert.qa_windows import make_windows, window_batches
-from minibert.squad import load_questions
-from minibert.squad_metric import normalize_answer, squad_scores, token_f1
-from minibert.squad_run import predict_answers
+from minibert.lab import provenance
+from minibert.qa.metric import normalize_answer, squad_scores, token_f1
+from minibert.qa.squad import load_questions
+from minibert.qa.windows import make_windows, window_batches
+from minibert.runs import predict_answers
 from minibert.train import TrainSettings, configure, train
+
+minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
 
 SEED = 0
 MAX_SEQ_LENGTH = 160      # run_squad.py uses 384; short windows keep this notebook fast
@@ -250,5 +253,5 @@ for prediction in ["The Broncos!", "Denver", "the Denver Broncos team", "Carolin
 #    EM and F1 move?
 # 4. Find a gold answer that no token span reproduces exactly (hint: "18" inside "1,800", or a
 #    word piece). What is the best EM a model could reach on such a question?
-# 5. Write `minibert.squad_run.write_predictions(path, answers)` and score the file with the
+# 5. Write `minibert.qa.answers.write_answers(path, answers)` and score the file with the
 #    official evaluation script: do you get the numbers above?

@@ -23,7 +23,7 @@ from transformers import BertModel, BertTokenizerFast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))          # use the minibert of this checkout, installed or not
-from minibert import named_models       # noqa: E402
+from minibert import named_models  # noqa: E402
 
 OUTPUT = ROOT / "tests" / "fixtures" / "minilm_reference.npz"
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))          # use the minibert of this checkout, installed or not
-from minibert import adapters, bench  # noqa: E402
-from minibert.named_models import config_of  # noqa: E402
+from minibert import adapters, speed  # noqa: E402
+from minibert.lab import bench  # noqa: E402
+from minibert.named_models import DEFAULT_MODEL, config_of  # noqa: E402
 from minibert.ops import (activations, attention, dropout, embedding, layernorm,  # noqa: E402
                           linear, losses)
 
@@ -53,13 +54,14 @@ def _timed(function, label, seconds, calls):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--workload", choices=bench.WORKLOADS, default="inference")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-length", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    batch = bench._batch(config_of(args.model), args.batch_size, args.seq_length)
+    speed.enable()                     # as the commands and bench run the ops
+    batch = bench.random_batch(config_of(args.model), args.batch_size, args.seq_length)
     step = bench.minibert_workload(args.model, args.workload, [batch])
     seconds, calls = collections.Counter(), collections.Counter()
     time_every_op(seconds, calls)

@@ -15,7 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert import bench, cli, experiments, squad_run, sweep, tasks
+from minibert import cli
+from minibert.data import tasks
+from minibert.lab import analyses, bench, sweep
+from minibert.qa import squad
+from minibert.runs import qa_run
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 from minibert.train import METHODS
@@ -50,12 +54,13 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setattr(BertModel, "__init__", refuse_work)
     monkeypatch.setattr(Tokenizer, "from_pretrained", refuse_work)
     monkeypatch.setattr(tasks, "load_examples", refuse_work)
-    monkeypatch.setattr(squad_run, "load_questions", refuse_work)
+    monkeypatch.setattr(squad, "load_questions", refuse_work)
+    monkeypatch.setattr(qa_run, "load_questions", refuse_work)
     monkeypatch.setattr(bench, "matmul_peak", refuse_work)
     monkeypatch.setattr(bench, "run", refuse_work)
     monkeypatch.setattr(sweep, "run_on_ray", refuse_work)
-    for name in experiments.EXPERIMENTS:
-        monkeypatch.setitem(experiments.EXPERIMENTS, name, refuse_work)
+    for name in analyses.EXPERIMENTS:
+        monkeypatch.setitem(analyses.EXPERIMENTS, name, refuse_work)
     return tmp_path
 
 
@@ -98,7 +103,7 @@ def names_other_than(known):
 
 NOT_A_TASK = names_other_than([*tasks.TASKS, "SQuAD"])
 NOT_A_METHOD = names_other_than(METHODS)
-NOT_AN_EXPERIMENT = names_other_than(experiments.EXPERIMENTS)
+NOT_AN_EXPERIMENT = names_other_than(analyses.EXPERIMENTS)
 NOT_A_GRID = names_other_than(sweep.GRIDS)
 NOT_AN_ADDRESS = texts("nowhere", "AUTO", "", "ray://", "ray://host", "ray://host:0",
                        "ray://host:65536", "ray://:10001", "http://host:10001", "host:10001")

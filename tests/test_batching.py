@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from minibert import tasks
-from minibert.batching import (epoch_batches, epoch_order, make_batches, padding_share,
-                               token_lengths)
+from minibert.data import tasks
+from minibert.data.batching import (epoch_batches, epoch_order, make_batches, padding_share,
+                                    token_lengths)
 from minibert.cli import main
 from minibert.tokenizer import Tokenizer
 

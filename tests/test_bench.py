@@ -6,9 +6,9 @@ import types
 
 import pytest
 
-from minibert import tasks
-from minibert.batching import epoch_batches
-from minibert.bench import WORKLOADS, blas_kernels, count_flops
+from minibert.data import tasks
+from minibert.data.batching import epoch_batches
+from minibert.lab.bench import WORKLOADS, blas_kernels, count_flops
 from minibert.cli import main
 from minibert.named_models import config_of
 from minibert.tokenizer import Tokenizer
@@ -146,7 +146,7 @@ def test_blas_kernels_set_by_the_environment_are_named(monkeypatch):
 
 
 def test_a_failed_worker_says_how_it_ended():
-    from minibert.bench import run
+    from minibert.lab.bench import run
     spec = {"impl": "minibert", "model": "no-such-model", "workload": "inference", "repeats": 1,
             "batch_size": 1, "seq_length": 4}
     with pytest.raises(RuntimeError, match=r"failed \(exit code 1\):\n(.|\n)*no-such-model"):

@@ -5,7 +5,7 @@ import math
 import pytest
 
 import minibert
-from minibert import bench, experiments
+from minibert.lab import analyses, bench
 from minibert.accounting import parameter_table
 from minibert.adapters import AdapterConfig
 from minibert.named_models import config_of
@@ -64,7 +64,7 @@ def model():
      r"seq_length: expected an integer in \[1, 128\], found 129"),
     (lambda: bench.benchmark(["tiny-random"], seq_lengths=[24], repeats=0),
      "repeats: expected a positive integer, found 0"),
-    (lambda: experiments.run_experiment("ablation", "unused", RunSettings(), ("TREC-6", "SST-2")),
+    (lambda: analyses.run_experiment("ablation", "unused", RunSettings(), ("TREC-6", "SST-2")),
      r"tasks: expected one task for experiment ablation, found \['TREC-6', 'SST-2'\]"),
 ])
 def test_bad_settings_are_refused_by_name(make, message):

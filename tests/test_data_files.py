@@ -2,7 +2,7 @@
 of a file named with the file and the line, on small files written here."""
 import pytest
 
-from minibert.data_files import columns_of, format_of, read_rows
+from minibert.data.formats import columns_of, format_of, read_rows
 
 
 def write(folder, name, content):

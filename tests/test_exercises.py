@@ -1,4 +1,4 @@
-"""minibert.exercises: each check accepts the answer in exercise_answers.json and refuses a
+"""minibert.lab.exercises: each check accepts the answer in exercise_answers.json and refuses a
 wrong one, printing a verdict but never the answer; and every check is offered in a notebook."""
 import inspect
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minibert import exercises
+from minibert.lab import exercises
 
 HERE = Path(__file__).resolve().parent
 ANSWERS = json.loads((HERE / "exercise_answers.json").read_text("utf-8"))

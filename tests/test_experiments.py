@@ -8,7 +8,8 @@ import os
 import pytest
 
 import minibert
-from minibert import experiments, runs
+from minibert.lab import analyses
+from minibert.runs import run
 from minibert.runs import RunSettings
 
 from conftest import GLUE_DIR
@@ -23,10 +24,10 @@ def base(model):
 
 
 def rerun_runs_nothing(monkeypatch, name, out, settings, task_names):
-    monkeypatch.setattr(experiments, "run_train",
+    monkeypatch.setattr(analyses, "run_train",
                         lambda s, resume: pytest.fail(f"re-ran {s.out}"))
-    monkeypatch.setattr(experiments, "evaluate", lambda *a: pytest.fail("re-evaluated"))
-    experiments.EXPERIMENTS[name](out, settings, task_names)
+    monkeypatch.setattr(analyses, "evaluate", lambda *a: pytest.fail("re-evaluated"))
+    analyses.EXPERIMENTS[name](out, settings, task_names)
 
 
 @pytest.mark.slow
@@ -36,7 +37,7 @@ def rerun_runs_nothing(monkeypatch, name, out, settings, task_names):
 def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkeypatch, name,
                                                     task_names):
     settings = base(tiny_model)
-    figure, data = experiments.EXPERIMENTS[name](tmp_path, settings, task_names)
+    figure, data = analyses.EXPERIMENTS[name](tmp_path, settings, task_names)
     assert figure.read_bytes()[:8] == PNG
     on_disk = json.loads((tmp_path / f"{name}.json").read_text())
     assert on_disk == json.loads(json.dumps(data))
@@ -51,14 +52,14 @@ def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkey
         assert sizes == sorted(set(sizes))                  # more parameters for larger adapters
     if name == "init-scale":
         assert [r["settings"]["adapter_init_std"] for r in runs.values()] == list(
-            experiments.INIT_STDS)
+            analyses.INIT_STDS)
     if name == "ablation":
         assert len([k for k in runs if k.startswith("remove-")]) == 3        # [0,0] [0,1] [1,1]
         assert {"trained", "majority"} <= set(runs)
     rerun_runs_nothing(monkeypatch, name, tmp_path, settings, task_names)
     # finished configurations count only for the settings they were made with
     with pytest.raises(ValueError, match=r"made with other settings .*'epochs': \(1, 2\)"):
-        experiments.EXPERIMENTS[name](tmp_path, dataclasses.replace(settings, epochs=2),
+        analyses.EXPERIMENTS[name](tmp_path, dataclasses.replace(settings, epochs=2),
                                       task_names)
 
 
@@ -66,7 +67,7 @@ def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkey
 @pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason="needs the GLUE files")
 def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monkeypatch):
     settings = base(tiny_model)
-    figure, data = experiments.sequential(tmp_path, settings, ("TREC-6", "SST-2"))
+    figure, data = analyses.sequential(tmp_path, settings, ("TREC-6", "SST-2"))
     assert figure.read_bytes()[:8] == PNG
     runs = data["runs"]
     # adapters: the first task's score after the second stage is exactly what it was
@@ -77,25 +78,25 @@ def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monke
 
 def test_one_task_experiments_refuse_two(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="tasks: expected one task for experiment ablation"):
-        experiments.ablation(tmp_path, base(tiny_model), ("TREC-6", "MRPC"))
+        analyses.ablation(tmp_path, base(tiny_model), ("TREC-6", "MRPC"))
 
 
 @pytest.mark.slow
 def test_interrupted_experiment_resumes_its_interrupted_run(tiny_model, tmp_path, monkeypatch):
     settings = base(tiny_model)
-    _, whole = experiments.init_scale(tmp_path / "whole", settings, ("TREC-6",))
+    _, whole = analyses.init_scale(tmp_path / "whole", settings, ("TREC-6",))
 
     @contextlib.contextmanager
     def sigint_at_once():        # as if Ctrl-C came during the first step
         yield ["SIGINT"]
     with monkeypatch.context() as m:
-        m.setattr(runs, "stop_requests", sigint_at_once)
-        with pytest.raises(runs.Interrupted):
-            experiments.init_scale(tmp_path / "cut", settings, ("TREC-6",))
+        m.setattr(run, "stop_requests", sigint_at_once)
+        with pytest.raises(run.Interrupted):
+            analyses.init_scale(tmp_path / "cut", settings, ("TREC-6",))
     # other settings than the interrupted run's: refused, naming the folder and the change
     with pytest.raises(ValueError, match=r"other settings is here .*'epochs': \(1, 2\)"):
-        experiments.init_scale(tmp_path / "cut", dataclasses.replace(settings, epochs=2),
+        analyses.init_scale(tmp_path / "cut", dataclasses.replace(settings, epochs=2),
                                ("TREC-6",))
-    _, resumed = experiments.init_scale(tmp_path / "cut", settings, ("TREC-6",))
+    _, resumed = analyses.init_scale(tmp_path / "cut", settings, ("TREC-6",))
     assert ([r["score"] for r in resumed["runs"].values()] ==
             [r["score"] for r in whole["runs"].values()])

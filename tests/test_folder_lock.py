@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from minibert import experiments, runs
 from minibert.cli import main
-from minibert.folder_lock import LOCK, FolderInUse, locked
+from minibert.lab import analyses
+from minibert.runs import launch
+from minibert.runs.lock import LOCK, FolderInUse, locked
 
 from conftest import snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD = ("import sys, time\n"
-        "from minibert.folder_lock import locked\n"
+        "from minibert.runs.lock import locked\n"
         "with locked(sys.argv[1]):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(120)\n")
@@ -40,8 +41,8 @@ def test_a_second_run_is_refused_naming_the_first_and_a_killed_runs_lock_is_take
                           text=True, cwd=REPO) as holder:
         try:
             assert holder.stdout.readline() == "locked\n"
-            monkeypatch.setattr(runs, "Run", refuse_to_start)
-            monkeypatch.setitem(experiments.EXPERIMENTS, "init-scale", refuse_to_start)
+            monkeypatch.setattr(launch, "Run", refuse_to_start)
+            monkeypatch.setitem(analyses.EXPERIMENTS, "init-scale", refuse_to_start)
             before = snapshot(tmp_path)
             for argv in (["train", "--out", str(folder), "--epochs", "1"],
                          ["experiment", "init-scale", "--tasks", "TREC-6", "--out", str(folder)]):

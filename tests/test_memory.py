@@ -6,15 +6,17 @@ import sys
 
 import pytest
 
-from minibert import memory
+from minibert.speed import memory
 
-# MiniLM-L6 inference on 32 x 24 tokens in a fresh process (importing minibert applies the
-# setting): 3 steps to warm up, then the minor page faults of the next 3. Without the setting
+# MiniLM-L6 inference on 32 x 24 tokens in a fresh process (minibert.speed.enable applies the
+# setting, as the commands do): 3 steps to warm up, then the minor page faults of the next 3. Without the setting
 # they are about 30,000: the activations' memory given back after each step, mapped in again.
 INFERENCE = """
 import resource
 import numpy as np
+import minibert.speed
 from minibert.model import BertModel
+minibert.speed.enable()
 model = BertModel.from_pretrained("minilm-l6", allow_random=True).eval()
 ids = np.random.default_rng(0).integers(1, 1000, (32, 24))
 for step in range(6):

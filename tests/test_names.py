@@ -1,7 +1,7 @@
 """names: a parameter's layer, site and kind, read from its name."""
 import pytest
 
-from minibert.names import ParameterName, is_adapter, is_layernorm, layer_of, parse
+from minibert.param_names import ParameterName, is_adapter, is_layernorm, layer_of, parse
 
 
 @pytest.mark.parametrize("name, parsed", [

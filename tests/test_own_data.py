@@ -5,9 +5,9 @@ import zipfile
 
 import pytest
 
-from minibert import tasks, wheels
-from minibert.own_data import Columns, load_training_data, read_labelled, read_unlabelled
-from minibert.tasks import Example
+from minibert.data import tasks, wheels
+from minibert.data.own_data import Columns, load_training_data, read_labelled, read_unlabelled
+from minibert.data.tasks import Example
 
 COLUMNS = Columns("review", "stars")
 

@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from minibert import parallel
-from minibert.ops.activations import gelu_backward, gelu_forward
-from minibert.ops.attention import (attention_backward, attention_forward, mask_to_bias,
-                                    softmax_backward, softmax_forward)
-from minibert.ops.dropout import dropout_apply, dropout_backward, dropout_mask
-from minibert.ops.layernorm import layernorm_backward, layernorm_forward
-from minibert.ops.linear import linear_backward, linear_forward
+from minibert import speed
+from minibert.ops import activations, attention, dropout, layernorm, linear
+from minibert.ops.attention import mask_to_bias
+from minibert.ops.dropout import dropout_mask
+from minibert.speed import parallel
 
 from closeness import assert_close
 from conftest import training_step
@@ -25,6 +23,15 @@ from strict_device import StrictArray, strict
 # and a softmax. 1e-5 of the tensor's largest value is ~100 eps; a row left out or computed
 # twice is off by the tensor's own scale.
 TOL = 1e-5
+
+
+@pytest.fixture(autouse=True, scope="module")
+def shared_out():
+    """The speed layer on, as the commands switch it on: the ops below are looked up in their
+    modules, where it puts the shared-out versions."""
+    speed.enable()
+    yield
+    speed.disable()
 
 
 @pytest.fixture
@@ -75,16 +82,16 @@ def elementwise_ops():
     w, b = np.linspace(0.5, 1.5, 16, dtype=np.float32), np.linspace(-1, 1, 16, dtype=np.float32)
     keep = dropout_mask(x.shape, 0.3, np.random.default_rng(0), np.float32)
     return {
-        "gelu erf": lambda: gelu_forward(x, "erf"),
-        "gelu tanh": lambda: gelu_forward(x, "tanh"),
-        "gelu erf dx": lambda: gelu_backward(dy, gelu_forward(x, "erf")[1]),
-        "gelu tanh dx": lambda: gelu_backward(dy, gelu_forward(x, "tanh")[1]),
-        "softmax": lambda: softmax_forward(x),
-        "softmax dx": lambda: softmax_backward(dy, softmax_forward(x)[1]),
-        "layernorm": lambda: layernorm_forward(x, w, b, 1e-12),
-        "layernorm dx": lambda: layernorm_backward(dy, layernorm_forward(x, w, b, 1e-12)[1])[0],
-        "dropout": lambda: dropout_apply(x, keep, 0.3),
-        "dropout dx": lambda: dropout_backward(dy, dropout_apply(x, keep, 0.3)[1]),
+        "gelu erf": lambda: activations.gelu_forward(x, "erf"),
+        "gelu tanh": lambda: activations.gelu_forward(x, "tanh"),
+        "gelu erf dx": lambda: activations.gelu_backward(dy, activations.gelu_forward(x, "erf")[1]),
+        "gelu tanh dx": lambda: activations.gelu_backward(dy, activations.gelu_forward(x, "tanh")[1]),
+        "softmax": lambda: attention.softmax_forward(x),
+        "softmax dx": lambda: attention.softmax_backward(dy, attention.softmax_forward(x)[1]),
+        "layernorm": lambda: layernorm.layernorm_forward(x, w, b, 1e-12),
+        "layernorm dx": lambda: layernorm.layernorm_backward(dy, layernorm.layernorm_forward(x, w, b, 1e-12)[1])[0],
+        "dropout": lambda: dropout.dropout_apply(x, keep, 0.3),
+        "dropout dx": lambda: dropout.dropout_backward(dy, dropout.dropout_apply(x, keep, 0.3)[1]),
     }
 
 
@@ -117,20 +124,20 @@ def test_elementwise_ops_in_chunks_give_the_same_bits(monkeypatch):
 def test_results_that_are_sums_are_added_up(in_chunks):
     x, dy = float32(6, 3, 8, seed=3), float32(6, 3, 8, seed=4)
     w, b = float32(8, seed=5), float32(8, seed=6)
-    _, dweight, dbias = layernorm_backward(dy, layernorm_forward(x, w, b, 1e-12)[1])
+    _, dweight, dbias = layernorm.layernorm_backward(dy, layernorm.layernorm_forward(x, w, b, 1e-12)[1])
     xhat = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-12)
     assert_close(dweight, (dy * xhat).sum((0, 1)), TOL, "dweight")
     assert_close(dbias, dy.sum((0, 1)), TOL, "dbias")
     W = float32(5, 8, seed=7)
-    _, dW, _ = linear_backward(float32(6, 3, 5, seed=8), {"x": x, "weight": W})
+    _, dW, _ = linear.linear_backward(float32(6, 3, 5, seed=8), {"x": x, "weight": W})
     assert_close(dW, np.einsum("bto,bti->oi", float32(6, 3, 5, seed=8), x), TOL, "dW")
 
 
 def test_inputs_kept_in_a_cache_are_the_inputs_themselves(in_chunks):
     # no copy of x for the backward: the cache holds the caller's array
     x, W, b = float32(4, 3, 8), float32(5, 8, seed=1), float32(5, seed=2)
-    assert gelu_forward(x)[1]["x"] is x
-    y, cache = linear_forward(x, W, b)
+    assert activations.gelu_forward(x)[1]["x"] is x
+    y, cache = linear.linear_forward(x, W, b)
     assert cache["x"] is x and cache["weight"] is W
     assert_close(y, np.einsum("bti,oi->bto", x, W) + b, TOL, "y")
 
@@ -142,8 +149,8 @@ def test_attention_in_chunks_matches_the_plain_op(monkeypatch):
     keep = dropout_mask((B, H, T, T), 0.2, np.random.default_rng(1), np.float32)
 
     def both():
-        context, cache = attention_forward(q, k, v, bias, H, keep, 0.2)
-        return (context, cache["probs"]) + attention_backward(dcontext, cache)
+        context, cache = attention.attention_forward(q, k, v, bias, H, keep, 0.2)
+        return (context, cache["probs"]) + attention.attention_backward(dcontext, cache)
     monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 1 << 62)
     plain = both()
     monkeypatch.setattr(parallel.SETTINGS, "threads", 2)
@@ -192,7 +199,7 @@ def test_blas_is_held_on_one_thread_from_the_first_shared_out_call(in_chunks, mo
 
 def test_other_devices_get_the_plain_op(in_chunks):
     x = strict.asarray(float32(4, 3, 8))
-    y, cache = gelu_forward(x)                     # no NumPy call on a device array
+    y, cache = activations.gelu_forward(x)                     # no NumPy call on a device array
     assert isinstance(y, StrictArray) and cache["x"] is x
 
 
@@ -200,22 +207,22 @@ def test_dropout_without_a_mask_is_not_cut(in_chunks, monkeypatch):
     calls = []
     monkeypatch.setattr(parallel, "_run_in_chunks", lambda *a: calls.append(a))
     x = float32(8, 4)
-    y, cache = dropout_apply(x, None, 0.1)              # eval mode: x as it is, whole
+    y, cache = dropout.dropout_apply(x, None, 0.1)              # eval mode: x as it is, whole
     assert y is x and cache is None
-    dropout_apply(x, x > 0, 0.1)
+    dropout.dropout_apply(x, x > 0, 0.1)
     assert len(calls) == 1
 
 
 def test_small_arrays_are_not_cut(monkeypatch):
     calls = []
     monkeypatch.setattr(parallel, "_run_in_chunks", lambda *a: calls.append(a))
-    gelu_forward(float32(32, 16))                  # 2 KiB, far below min_bytes
+    activations.gelu_forward(float32(32, 16))                  # 2 KiB, far below min_bytes
     assert calls == []
 
 
 def test_cores_without_sched_getaffinity():
     # macOS and Windows have no os.sched_getaffinity: minibert imports and counts os.cpu_count()
-    code = ("import os; del os.sched_getaffinity; import minibert, minibert.parallel as p; "
+    code = ("import os; del os.sched_getaffinity; import minibert, minibert.speed.parallel as p; "
             "print(p.SETTINGS.threads == (os.cpu_count() or 1))")
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

@@ -3,9 +3,9 @@ start, the length limit, the n-best cut, the max-context rule and text cut by of
 import numpy as np
 import pytest
 
-from minibert.qa_answers import best_answers
-from minibert.qa_windows import Window
-from minibert.squad import Answer, Question
+from minibert.qa.answers import best_answers
+from minibert.qa.windows import Window
+from minibert.qa.squad import Answer, Question
 
 CONTEXT = "Denver Broncos beat the Carolina Panthers."
 # the context's tokens and their character spans

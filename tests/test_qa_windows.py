@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert.qa_windows import _window_spans, make_windows, window_batches
-from minibert.squad import Answer, Question
+from minibert.qa.windows import _window_spans, make_windows, window_batches
+from minibert.qa.squad import Answer, Question
 
 
 @pytest.fixture(scope="module")

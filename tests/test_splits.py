@@ -3,8 +3,8 @@ input order, and classes mixed within each split."""
 import collections
 import random
 
-from minibert.splits import stratified_split
-from minibert.tasks import Example
+from minibert.data.splits import stratified_split
+from minibert.data.tasks import Example
 
 
 def examples(counts):

@@ -8,8 +8,9 @@ import zipfile
 
 import pytest
 
-from minibert import squad, wheels
-from minibert.squad import OFFICIAL, load_questions, parse_squad, squad_file
+from minibert.qa import squad
+from minibert.data import wheels
+from minibert.qa.squad import OFFICIAL, load_questions, parse_squad, squad_file
 
 
 def squad_json(qas, context="Teachers face stress at work."):

@@ -1,8 +1,8 @@
 """The official SQuAD v1.1 metric against cases worked out by hand."""
 import pytest
 
-from minibert.squad import Answer, Question
-from minibert.squad_metric import exact_match, normalize_answer, squad_scores, token_f1
+from minibert.qa.squad import Answer, Question
+from minibert.qa.metric import exact_match, normalize_answer, squad_scores, token_f1
 
 
 @pytest.mark.parametrize("text, normalised", [

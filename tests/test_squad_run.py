@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from minibert import runs, squad, wheels
+from minibert import runs
+from minibert.qa import squad
+from minibert.data import wheels
 from minibert.cli import main
 from minibert.heads import QuestionAnsweringHead
 from minibert.model import BertModel

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from minibert import cli, sweep
-from minibert.folder_lock import LOCK
+from minibert import cli
+from minibert.lab import sweep
+from minibert.runs.lock import LOCK
 from minibert.runs import CHECKPOINT, RunSettings, run_train
-from minibert.sweep import Engine, Grid, plan, run_sweep
+from minibert.lab.sweep import Engine, Grid, plan, run_sweep
 
 from conftest import snapshot, without_timings
 
@@ -71,7 +72,7 @@ def test_options_that_do_not_go_together_are_refused_by_name(tmp_path, capsys, a
 
 
 def test_ray_and_matplotlib_load_only_to_run_trials_and_to_draw():
-    code = ("import sys; from minibert import sweep, sweep_report; "
+    code = ("import sys; from minibert.lab import sweep, sweep_report; "
             "sweep.plan('runs/x', {}, sweep.Grid.make('adapters', 'paper')); "
             "loaded = {'ray', 'matplotlib'} & set(sys.modules); assert not loaded, loaded")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

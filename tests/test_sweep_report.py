@@ -2,7 +2,7 @@
 selection (the best single trial, not the best mean), the table and the figure."""
 import pytest
 
-from minibert.sweep_report import configurations, format_table, selection, write_report
+from minibert.lab.sweep_report import configurations, format_table, selection, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from minibert import tasks, wheels
-from minibert.tasks import Example, compute_metrics, get_task, load_examples
+from minibert.data import tasks, wheels
+from minibert.data.tasks import Example, compute_metrics, get_task, load_examples
 
 GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                                    "data", "glue"))

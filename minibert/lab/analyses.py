@@ -10,8 +10,8 @@
 
 Each writes OUT/NAME.json (settings, seeds, every score) and OUT/NAME.png. Every finished
 configuration is recorded as it ends, so a re-run skips it: an interrupted experiment goes on.
-The defaults are subsampled to finish on a 2-core CPU within an hour; the JSON and the figure
-say so, and --max-train-examples / --epochs / --max-seq-length give the full-size run.
+The defaults are subsampled to finish on a small CPU (docs/experiments.md says how long); the
+JSON and the figure say so, and --max-train-examples / --epochs / --max-seq-length give the full-size run.
 """
 import dataclasses
 import json
@@ -19,17 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks, tasks
-from .adapter_files import load_adapters
-from .adapters import disable_adapter_layers, set_active_adapters
-from .files import write_atomically
-from .folder_lock import locked
-from .model import BertModel
-from .named_models import config_of
-from .runs import CHECKPOINT, TaskData, build_model, evaluate, fit, new_head, run_train
-from .tokenizer import Tokenizer
-from .train import configure
-from .training_checkpoint import read_manifest
+from .. import checks
+from ..adapter_files import load_adapters
+from ..adapters import disable_adapter_layers, set_active_adapters
+from ..atomic import write_atomically
+from ..model import BertModel
+from ..named_models import config_of
+from ..tokenizer import Tokenizer
+from ..train import configure
+from ..data import checks as data_checks
+from ..data import tasks
+from ..runs import CHECKPOINT, TaskData, build_model, evaluate, fit, new_head, run_train
+from ..runs.checkpoint import read_manifest
+from ..runs.lock import locked
 
 ADAPTER_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 INIT_STDS = tuple(10.0 ** e for e in range(-7, 1))
@@ -292,8 +294,8 @@ def run_experiment(name, out, base, task_names=None):
     task_names = tuple(DEFAULT_TASKS[name] if task_names is None else task_names)
     if name in ONE_TASK:
         _one_task(name, task_names)
-    for spec in [checks.task("tasks", task) for task in task_names]:
-        checks.task_files("data_dir", spec, base.data_dir, ("train", spec.eval_split))
+    for spec in [data_checks.task("tasks", task) for task in task_names]:
+        data_checks.task_files("data_dir", spec, base.data_dir, ("train", spec.eval_split))
     checks.output_folder("out", out)
     with locked(out):
         return EXPERIMENTS[name](out, base, task_names)

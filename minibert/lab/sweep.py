@@ -29,11 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import checks, parallel
-from .experiments import Record, changed_settings, interrupted
-from .folder_lock import locked
-from .runs import CHECKPOINT, DEFAULT_LR, RunSettings, run_train
-from .training_checkpoint import read_manifest
+from .. import checks
+from ..train import DEFAULT_LR
+from ..runs import CHECKPOINT, RunSettings, run_train
+from ..runs.checkpoint import read_manifest
+from ..runs.lock import locked
+from ..speed import parallel
+from .analyses import Record, changed_settings, interrupted
 
 # Houlsby et al. 2019, Section 3.2 (GLUE): learning rate x epochs x adapter size, 5 seeds, the
 # best model on validation. Their full fine-tuning baseline is BERT's own protocol (Devlin et

@@ -10,35 +10,35 @@ import json
 
 import numpy as np
 
-from . import checks, data_files, own_data
-from .files import write_atomically
-from .runs import (check_data_and_model, check_own_files, default_sequence_length, head_outputs,
-                   load_trained, trained_data)
-from .tokenizer import Tokenizer
+from .. import checks
+from ..atomic import write_atomically
+from ..named_models import DEFAULT_MODEL
+from ..data import formats, own_data
+from .evaluate import check, example_outputs, prepare, trained_data
+from .settings import check_own_files
 
 
-def run_predict(adapters, input_file, output, model_name="minilm-l6", columns=None,
+def run_predict(adapters, input_file, output, model_name=DEFAULT_MODEL, columns=None,
                 file_format=None, batch_size=32, max_seq_length=None, device=None):
     """Label every row of input_file with the base model + adapter file; write `output`
     atomically (max_seq_length None: 128). Returns {"output", "examples", "labels"}."""
-    max_seq_length = default_sequence_length(None, max_seq_length)
     columns = {setting: name for setting, name in (columns or {}).items()
                if setting != "label_column"}                  # no labels needed
     check_own_files({"input": input_file}, file_format, columns)     # the columns named now
     output = checks.output_file("output", output)
     try:
-        output_format = data_files.format_of(output)
+        output_format = formats.format_of(output)
     except ValueError as e:
         raise checks.BadValue("output", str(e).partition(" (--file-format")[0]) from None
-    check_data_and_model(None, None, model_name, None, batch_size, max_seq_length, device)
-    checks.existing_file("adapters", adapters)
+    max_seq_length, _ = check(None, None, model_name, adapters, None, batch_size, max_seq_length,
+                              device)
     _, labels, columns = trained_data(adapters, columns)
     check_own_files({"input": input_file}, file_format,
                     {"text_column": columns.text, "text_pair_column": columns.text_pair})
     examples = own_data.read_unlabelled(input_file, file_format, columns)
-    model, head = load_trained(model_name, adapters, device)
-    outputs = head_outputs(model, head, Tokenizer.from_pretrained(model_name), examples,
-                           batch_size, max_seq_length)
+    trained = prepare(model_name, adapters, device)
+    outputs = example_outputs(trained.model, trained.head, trained.tokenizer, examples,
+                              batch_size, max_seq_length)
     rows = [_row(e, columns, labels, out) for e, out in zip(examples, outputs)]
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(output, lambda tmp: _write(tmp, rows, output_format))

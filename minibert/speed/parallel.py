@@ -1,9 +1,10 @@
 """How work is shared out over the CPU cores: the one place that knows about threads.
 
 NumPy runs each operation on one core. Almost every op of BERT treats the rows of its arrays
-independently (a row: one sequence of the batch), so on NumPy the ops listed in ROW_WISE are
-wrapped: their arrays are cut into chunks of rows, the plain op runs on each chunk, and a pool
-of threads takes the chunks, each thread a run of them. NumPy releases Python's lock inside
+independently (a row: one sequence of the batch), so once `share_out()` is called
+(minibert.speed.enable does), the ops `row_wise_ops()` lists are wrapped on NumPy: their
+arrays are cut into chunks of rows, the plain op runs on each chunk, and a pool of threads
+takes the chunks, each thread a run of them. NumPy releases Python's lock inside
 its loops, so the threads compute at once.
 
 BLAS runs on one thread, from the first shared-out call on, for the rest of the process: each
@@ -25,10 +26,13 @@ import dataclasses
 import functools
 import inspect
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
+
+from ..ops import activations, attention, dropout, layernorm, linear
 
 
 def available_cores():
@@ -61,34 +65,51 @@ class RowWise:
     per_thread: bool = False      # one block per thread instead of cache-sized chunks
 
 
-ROW_WISE = {
-    "activations.gelu_forward": RowWise(("x",)),
-    "activations.gelu_backward": RowWise(("dy", "cache.x", "cache.cdf", "cache.tanh")),
-    "attention.softmax_forward": RowWise(("x",)),
-    "attention.softmax_backward": RowWise(("dprobs", "cache.probs")),
-    "attention.attention_forward": RowWise(("q", "k", "v", "mask_bias", "keep")),
-    "attention.attention_backward": RowWise(("dcontext", "cache.q", "cache.k", "cache.v",
-                                             "cache.key_scale", "cache.probs",
-                                             "cache.dropout.keep")),
-    "dropout.dropout_apply": RowWise(("keep", "x")),
-    "dropout.dropout_backward": RowWise(("cache.keep", "dy")),
-    "layernorm.layernorm_forward": RowWise(("x",)),
-    "layernorm.layernorm_backward": RowWise(("dy", "cache.xhat", "cache.rstd"), sums=(1, 2)),
-    "linear.linear_forward": RowWise(("x",)),
-    "linear.linear_input_grad": RowWise(("dy",)),
-    "linear.linear_weight_grad": RowWise(("dy", "x"), sums=(0,), per_thread=True),
-}
+def row_wise_ops():
+    """{op: how to cut it} for every op that treats its rows independently."""
+    return {
+        activations.gelu_forward: RowWise(("x",)),
+        activations.gelu_backward: RowWise(("dy", "cache.x", "cache.cdf", "cache.tanh")),
+        attention.softmax_forward: RowWise(("x",)),
+        attention.softmax_backward: RowWise(("dprobs", "cache.probs")),
+        attention.attention_forward: RowWise(("q", "k", "v", "mask_bias", "keep")),
+        attention.attention_backward: RowWise(("dcontext", "cache.q", "cache.k", "cache.v",
+                                               "cache.key_scale", "cache.probs",
+                                               "cache.dropout.keep")),
+        dropout.dropout_apply: RowWise(("keep", "x")),
+        dropout.dropout_backward: RowWise(("cache.keep", "dy")),
+        layernorm.layernorm_forward: RowWise(("x",)),
+        layernorm.layernorm_backward: RowWise(("dy", "cache.xhat", "cache.rstd"), sums=(1, 2)),
+        linear.linear_forward: RowWise(("x",)),
+        linear.linear_input_grad: RowWise(("dy",)),
+        linear.linear_weight_grad: RowWise(("dy", "x"), sums=(0,), per_thread=True),
+    }
 
 
-def share_out(*modules):
-    """Replace each ROW_WISE function of the given op modules by its shared-out version (the
-    plain one stays reachable as `.__wrapped__`)."""
-    for module in modules:
-        short_name = module.__name__.rsplit(".", 1)[-1]
-        for key, spec in ROW_WISE.items():
-            module_name, function_name = key.split(".")
-            if module_name == short_name:
-                setattr(module, function_name, over_rows(getattr(module, function_name), spec))
+_plain = {}          # (module, name) -> the plain op, while it is shared out
+
+
+def share_out():
+    """Replace each row-wise op, in the module that defines it, by its shared-out version, so
+    that callers which look it up there (``linear.linear_forward(...)``) get it. Done once; the
+    plain op stays reachable as ``.__wrapped__``."""
+    if _plain:
+        return
+    for op, spec in row_wise_ops().items():
+        module = sys.modules[op.__module__]
+        _plain[module, op.__name__] = op
+        setattr(module, op.__name__, over_rows(op, spec))
+
+
+def restore():
+    """The plain ops back in their modules."""
+    for (module, name), op in _plain.items():
+        setattr(module, name, op)
+    _plain.clear()
+
+
+def is_shared_out():
+    return bool(_plain)
 
 
 _inside = threading.local()       # set while a thread computes chunks: nested ops run plain

@@ -12,10 +12,10 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .backend import to_host
-from .files import write_atomically
-from .pretrained import check_tensors
-from .train import Progress
+from ..backend import to_host
+from ..atomic import write_atomically
+from ..pretrained import check_tensors
+from ..train import Progress
 
 FORMAT = "minibert-training-checkpoint-1"
 

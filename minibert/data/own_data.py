@@ -13,7 +13,7 @@ file with no data rows, and a training file with one label only, are refused too
 import dataclasses
 import math
 
-from .data_files import format_of, read_rows
+from .formats import format_of, read_rows
 from .tasks import Example, Task
 
 

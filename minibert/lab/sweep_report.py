@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-# the experiments' figure helpers: matplotlib's object API, imported at the first figure
-from .experiments import save_figure, subplots
-from .files import write_atomically
+# the analyses' figure helpers: matplotlib's object API, imported at the first figure
+from ..atomic import write_atomically
+from .analyses import save_figure, subplots
 
 
 def configurations(trials):

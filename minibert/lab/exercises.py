@@ -6,21 +6,21 @@ running the code the exercise is about, so reading a check shows how to find the
 what it is. `tests/exercise_answers.json` holds the answers; the tests prove that every check
 accepts its answer and refuses a wrong one. For example::
 
-    from minibert import exercises
+    from minibert.lab import exercises
     exercises.adapter_size_for_bert_large(64)
 """
 import numpy as np
 
-from .accounting import parameter_table
-from .adapters import adapter_backward, adapter_forward, add_adapters
-from .config import BertConfig
-from .heads import SequenceClassificationHead
-from .model import BertModel
-from .named_models import config_of
-from .names import layer_of
-from .ops.attention import attention_backward, attention_forward, mask_to_bias
-from .ops.layernorm import layernorm_backward, layernorm_forward
-from .train import configure
+from ..accounting import parameter_table
+from ..adapters import adapter_backward, adapter_forward, add_adapters
+from ..config import BertConfig
+from ..heads import SequenceClassificationHead
+from ..model import BertModel
+from ..named_models import config_of
+from ..param_names import layer_of
+from ..ops.attention import attention_backward, attention_forward, mask_to_bias
+from ..ops.layernorm import layernorm_backward, layernorm_forward
+from ..train import configure
 
 ADAPTER_TENSORS = ("W_d", "b_d", "W_u", "b_u")
 LAYERNORM_FACTS = ("sums to zero", "orthogonal to xhat")

@@ -1,0 +1,274 @@
+"""A training run on a real task, end to end: data -> tokenizer -> model (+ adapters) ->
+training, with an evaluation and a checkpoint after each epoch -> results.json (+ the adapter
+file). `Run.train` is the whole training loop in one place; `QuestionAnsweringRun` (qa_run.py)
+changes what a task of that kind changes. The analyses build their runs from the same steps.
+"""
+import contextlib
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..adapter_files import save_adapters
+from ..adapters import add_adapters
+from ..atomic import write_atomically
+from ..heads import SequenceClassificationHead
+from ..model import BertModel
+from ..param_names import is_adapter
+from ..tokenizer import Tokenizer
+from ..train import Progress, configure, learning_rate, make_optimizer, train, train_step
+from ..data import own_data, tasks
+from ..data.batching import epoch_batches, epoch_order, padding_share, token_lengths
+from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluate import evaluate
+from .settings import CHECKPOINT, is_question_answering
+
+
+@dataclasses.dataclass
+class TaskData:
+    """A task and the training and evaluation examples the settings select from it (and, for
+    your own files, the test file's examples, scored once training ends)."""
+    spec: tasks.Task
+    train: list
+    eval: list
+    test: list | None = None
+
+    @classmethod
+    def load(cls, settings):
+        if settings.train_file is not None:
+            spec, parts = own_data.load_training_data(settings.data_files(), settings.columns(),
+                                                      settings.regression, settings.file_format)
+            return cls(spec, parts["train"][:settings.max_train_examples],
+                       parts["dev"][:settings.max_eval_examples], parts.get("test"))
+        spec = tasks.get_task(settings.task)
+        return cls(spec, tasks.load_examples(spec.name, "train", settings.data_dir,
+                                             settings.max_train_examples),
+                   tasks.load_examples(spec.name, spec.eval_split, settings.data_dir,
+                                       settings.max_eval_examples))
+
+    def description(self, settings):
+        """What an adapter file records of the data, so that eval and predict read new files
+        the same way: the labels (None: regression) and, for your own files, the columns. None
+        for extractive QA: its answers are spans of the context, not labels."""
+        if is_question_answering(self.spec):
+            return None
+        labels = None if self.spec.labels is None else list(self.spec.labels)
+        if settings.train_file is None:
+            return {"labels": labels}
+        return {"labels": labels, **settings.columns().by_setting(),
+                "regression": settings.regression}
+
+
+def build_model(settings, name=None):
+    """The pretrained model of the settings, its dropout seeded; for the adapters method, with a
+    fresh adapter set called `name` (default: the task's name)."""
+    model = BertModel.from_pretrained(settings.model, device=settings.device)
+    model.seed(settings.seed)
+    if settings.method == "adapters":
+        add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
+                     name=name or settings.task, seed=settings.seed)
+    return model
+
+
+def new_head(model, spec, seed):
+    """A freshly initialised head for the task on the model's pooled output."""
+    return SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
+                                      model.config.hidden_dropout_prob, device=model.device,
+                                      seed=seed)
+
+
+def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=None, on_step=None,
+        on_epoch=None, lengths=None):
+    """train.train on the examples with the settings' learning rate, epochs, batch size and
+    shuffling seed (grouped by length if the settings say so, with the examples' token
+    `lengths`, counted here when not given); returns the progress."""
+    if settings.group_by_length and lengths is None:
+        lengths = token_lengths(tokenizer, examples, settings.max_seq_length)
+    grouping = lengths if settings.group_by_length else None
+
+    def batches(epoch, start):
+        return epoch_batches(tokenizer, examples, settings, epoch, start, grouping)
+    return train(model, head, batches, settings.train_settings(),
+                 math.ceil(len(examples) / settings.batch_size), optimizer, progress, on_step,
+                 on_epoch)
+
+
+class Interrupted(RuntimeError):
+    """SIGINT or SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """While inside: SIGINT and SIGTERM set a flag (checked after each step) instead of
+    killing the run mid-write. Only the main thread can take signals: a run in another thread
+    (a Ray Tune trial) is stopped by its host, and goes on from its last checkpoint."""
+    requested = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    handler = lambda signum, frame: requested.append(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class Run:
+    """A training run on a task: its model, head and optimizer, where it stands (progress), its
+    score after each epoch (history), and its checkpoint in the output folder, which holds all of
+    these so that the run can stop and go on."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.out = Path(settings.out)
+        self.checkpoint = self.out / CHECKPOINT
+        self.tokenizer = Tokenizer.from_pretrained(settings.model)
+        self.data = self.load_data()
+        self.model = build_model(settings, self.data.spec.name)
+        self.head = self.new_head()
+        configure(self.model, self.head, settings.method, settings.top_k)
+        self.optimizer = make_optimizer(self.model, self.head, settings.train_settings())
+        self.progress, self.history = Progress(), []
+        self.lengths = self.token_lengths()
+
+    # --- what a task's kind changes (qa_run.QuestionAnsweringRun: extractive QA) ---
+    def load_data(self):
+        return TaskData.load(self.settings)
+
+    def new_head(self):
+        return new_head(self.model, self.data.spec, self.settings.seed)
+
+    def token_lengths(self):
+        """The token count of each training example, for grouping and the padding share."""
+        return token_lengths(self.tokenizer, self.data.train, self.settings.max_seq_length)
+
+    def epoch_batches(self, epoch, start):
+        """Epoch `epoch`'s training batches from batch `start` on."""
+        grouping = self.lengths if self.settings.group_by_length else None
+        return epoch_batches(self.tokenizer, self.data.train, self.settings, epoch, start,
+                             grouping)
+
+    def evaluate(self, examples=None):
+        """The task's metrics (and "score") on the evaluation examples (or `examples`)."""
+        settings = self.settings
+        return evaluate(self.model, self.head, self.tokenizer, self.data.spec,
+                        self.data.eval if examples is None else examples, settings.batch_size,
+                        settings.max_seq_length)
+
+    # --- the run ---
+    def resume(self):
+        """Go on from the checkpoint: parameters, optimizer, dropout generators, progress and
+        history as they were when it was written."""
+        self.progress, extra = load_checkpoint(self.checkpoint, self.model, self.head,
+                                               self.optimizer)
+        self.history = extra["history"]
+
+    def save_checkpoint(self):
+        save_checkpoint(self.checkpoint, self.model, self.head, self.optimizer, self.progress,
+                        {"settings": dataclasses.asdict(self.settings), "history": self.history})
+
+    def train(self):
+        """Train to the last epoch with a progress bar, from where the run stands: after each
+        epoch, evaluate and checkpoint; every settings.checkpoint_every steps, checkpoint.
+        SIGINT or SIGTERM write a checkpoint and raise Interrupted."""
+        settings, progress = self.settings, self.progress
+        schedule = settings.train_settings()
+        total_steps = settings.epochs * math.ceil(len(self.data.train) / settings.batch_size)
+        total = settings.epochs * len(self.data.train)
+        # the bar counts examples, so its rate is the throughput in examples per second
+        bar = tqdm(total=total, desc=f"{self.data.spec.name} {settings.method}", unit="ex",
+                   disable=None, initial=min(progress.step * settings.batch_size, total))
+        with stop_requests() as requested, contextlib.closing(bar):
+            while progress.epoch < settings.epochs:
+                start = time.perf_counter()
+                for batch in self.epoch_batches(progress.epoch, progress.batch):
+                    lr = learning_rate(schedule, progress.step, total_steps)
+                    loss = train_step(self.model, self.head, batch, self.optimizer, lr,
+                                      schedule.max_grad_norm)
+                    progress.step_done(loss)
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                    bar.update(len(batch["labels"]))
+                    every = settings.checkpoint_every
+                    if requested or (every and progress.step % every == 0):
+                        self.save_checkpoint()
+                    if requested:
+                        raise Interrupted(f"{requested[0]} at step {progress.step}: checkpoint "
+                                          f"written to {self.checkpoint}; resume with: minibert "
+                                          f"train --resume {self.out}")
+                mean_loss = progress.epoch_done()
+                self.end_epoch(bar, progress.epoch, time.perf_counter() - start, mean_loss)
+
+    def end_epoch(self, bar, epoch, seconds, mean_loss):
+        """Epoch `epoch` (counted from 1) is done: score it, record it, checkpoint."""
+        metrics = self.evaluate()
+        self.history.append({"epoch": epoch, "train_loss": mean_loss,
+                             "train_seconds": seconds, "metrics": metrics})
+        bar.write(f"epoch {epoch}: train loss {mean_loss:.4f} ({seconds:.0f} s), "
+                  f"{self.data.spec.eval_split} "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        self.save_checkpoint()
+
+    def results(self):
+        """The results.json of the finished run."""
+        settings, spec, model, head = self.settings, self.data.spec, self.model, self.head
+        metrics = self.history[-1]["metrics"]
+        train_seconds = sum(h["train_seconds"] for h in self.history)
+        trained = model.num_params(model.trainable_names()) + head.num_params()
+        base = model.num_params([n for n in model.params if not is_adapter(n)])
+        return {
+            "task": spec.name, "method": settings.method,
+            "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
+            "metrics": metrics, "score": metrics["score"], "score_metric": spec.score,
+            "eval_split": spec.eval_split, "trained_params": trained,
+            "total_params": model.num_params() + head.num_params(),
+            "trained_percent_of_base": 100.0 * trained / base,
+            "train_seconds": train_seconds,
+            "seconds_per_epoch": train_seconds / settings.epochs,
+            "examples_per_second": settings.epochs * len(self.data.train) / train_seconds,
+            "train_examples": len(self.data.train), "eval_examples": len(self.data.eval),
+            "seed": settings.seed, "learning_rate": settings.learning_rate,
+            "padding_share": self.padding_share(settings.group_by_length),
+            "padding_share_shuffled": self.padding_share(False),
+            "settings": dataclasses.asdict(settings), "history": self.history,
+            **self.test_results(),
+        }
+
+    def test_results(self):
+        """Your own data's test file scored by the final model: {"test_metrics": ...,
+        "test_examples": N}, or nothing without one; and the labels, in id order."""
+        if self.settings.train_file is None:
+            return {}
+        labels = {"labels": self.data.description(self.settings)["labels"]}
+        if self.data.test is None:
+            return labels
+        metrics = self.evaluate(self.data.test)
+        return {**labels, "test_metrics": metrics, "test_examples": len(self.data.test)}
+
+    def padding_share(self, grouped):
+        """Padding's share of the training batches' tokens over all epochs, grouped by length or
+        plainly shuffled."""
+        settings, n = self.settings, len(self.lengths)
+        return float(np.mean([padding_share(
+            epoch_order(n, settings.seed, epoch, settings.batch_size,
+                        self.lengths if grouped else None), self.lengths, settings.batch_size)
+            for epoch in range(settings.epochs)]))
+
+    def finish(self):
+        """Write the adapter file (method adapters) and results.json, each atomically, then
+        remove the checkpoint. Returns the results."""
+        if self.settings.method == "adapters":
+            save_adapters(self.model, self.out / "adapter.safetensors", self.head,
+                          task=self.data.spec.name, data=self.data.description(self.settings))
+        results = self.results()
+        write_atomically(self.out / "results.json", lambda tmp: Path(tmp).write_text(
+            json.dumps(results, indent=2) + "\n", "utf-8"))
+        self.checkpoint.unlink()
+        return results
