@@ -255,10 +255,8 @@ def run_defaults(*names):
     return {name: RUN_DEFAULTS[name] for name in names}
 
 
-def make_parser():
-    """The `minibert` parser and its commands' (commands.choices: {name: parser})."""
-    parser = Parser(prog="minibert", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_gradcheck_parser(commands):
+    """`minibert gradcheck`."""
     check = commands.add_parser("gradcheck", help=gradcheck_command.__doc__)
     check.add_argument("--device", default=None, help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
     check.add_argument("--layers", type=int, default=2)
@@ -266,6 +264,11 @@ def make_parser():
     check.add_argument("--heads", type=int, default=4, help="a divisor of the hidden size")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--tol", type=float, default=1e-6)
+    return check
+
+
+def add_params_parser(commands):
+    """`minibert params`."""
     count = commands.add_parser("params", help=params_command.__doc__)
     count.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"a name ({', '.join(NAMED_MODELS)}) or a folder with config.json")
@@ -273,7 +276,11 @@ def make_parser():
     count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
     count.add_argument("--num-labels", type=int, default=2)
     count.add_argument("--json", action="store_true")
+    return count
 
+
+def add_train_parser(commands):
+    """`minibert train`."""
     run = commands.add_parser("train", help=train_command.__doc__)
     run.add_argument("--task", help=f"{', '.join(tasks.TASKS)}, SQuAD (default TREC-6, or your "
                                     "own files: --train, --dev)")
@@ -305,7 +312,11 @@ def make_parser():
                         from_adapter_file=False)
     run.add_argument("--regression", action="store_true", default=None,
                      help="with --train: the label column holds numbers to predict")
+    return run
 
+
+def add_eval_parser(commands):
+    """`minibert eval`."""
     score = commands.add_parser("eval", help=eval_command.__doc__)
     score.add_argument("--task", help=", ".join(tasks.TASKS)
                        + ", SQuAD (or your own files: --dev, --test)")
@@ -319,7 +330,11 @@ def make_parser():
     data_file_arguments(score, {"--dev": "dev_file", "--test": "test_file"})
     score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length", "doc_stride",
                                       "max_query_length", "max_answer_length"))
+    return score
 
+
+def add_predict_parser(commands):
+    """`minibert predict`."""
     label = commands.add_parser("predict", help=predict_command.__doc__)
     label.add_argument("--adapters", required=True, help="an adapter file written by train")
     label.add_argument("--input", required=True, metavar="FILE",
@@ -332,7 +347,11 @@ def make_parser():
     label.add_argument("--max-seq-length", type=int, help="default 128")
     label.add_argument("--device", help="numpy | cupy")
     data_file_arguments(label, {}, label=False)
+    return label
 
+
+def add_bench_parser(commands):
+    """`minibert bench`."""
     bench = commands.add_parser("bench", help=bench_command.__doc__)
     bench.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "bert-base-random"],
                        help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
@@ -349,7 +368,11 @@ def make_parser():
     bench.add_argument("--data-dir", help="with --task: the GLUE folder (default $GLUE_DIR)")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     bench.add_argument("--json", action="store_true")
+    return bench
 
+
+def add_experiment_parser(commands):
+    """`minibert experiment`."""
     from .lab.analyses import DEFAULT_SETTINGS, DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
     analysis = commands.add_parser("experiment", help=experiment_command.__doc__)
     analysis.add_argument("name", choices=list(EXPERIMENTS))
@@ -366,7 +389,11 @@ def make_parser():
     shared_run_arguments(analysis)
     analysis.set_defaults(**run_defaults("model", "batch_size", "adapter_size", "seed"),
                           **DEFAULT_SETTINGS)
+    return analysis
 
+
+def add_sweep_parser(commands, train):
+    """`minibert sweep`: its own options, and every other option of train."""
     sweep = commands.add_parser("sweep", help=sweep_command.__doc__)
     sweep.add_argument("--grid", help="paper: the paper's GLUE grid for the method (adapters: lr "
                                       "3e-5 3e-4 3e-3, epochs 3 20, sizes 8 64 256; full: "
@@ -387,9 +414,24 @@ def make_parser():
                        help="GPUs of each trial with --device cupy; fractions share one")
     sweep.add_argument("--max-failures", type=int, default=3,
                        help="times a trial whose worker died is started again (default 3)")
-    for action in run._actions:             # every other train option passes through
+    for action in train._actions:             # every other train option passes through
         if action.dest not in {a.dest for a in sweep._actions} | {"seed", "resume"}:
             sweep._add_action(action)
+    return sweep
+
+
+def make_parser():
+    """The `minibert` parser and its commands' (commands.choices: {name: parser})."""
+    parser = Parser(prog="minibert", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_gradcheck_parser(commands)
+    add_params_parser(commands)
+    train = add_train_parser(commands)
+    add_eval_parser(commands)
+    add_predict_parser(commands)
+    add_bench_parser(commands)
+    add_experiment_parser(commands)
+    add_sweep_parser(commands, train)
     return parser, commands
 
 
