@@ -2,6 +2,10 @@
 
 The metadata names the base model (a fingerprint of its frozen weights), the adapter
 settings and the head, so a file is never loaded onto a base it was not trained on.
+
+The other methods change the base model's own weights (full fine-tuning all of them, top-k the
+top layers): their file, a trained file, holds the weights they trained and the head instead,
+and names the base by the weights they left alone. `load_training_file` loads either kind.
 """
 import hashlib
 import json
@@ -19,14 +23,17 @@ from .heads import head_from_metadata
 from .param_names import is_adapter, is_layernorm
 
 FORMAT = "minibert-adapters-1"
+TRAINED_FORMAT = "minibert-trained-1"        # the other methods' files
 
 
-def base_fingerprint(model):
-    """sha256 of the base weights that adapter training leaves alone (all but the LayerNorms),
-    in float32, so the same checkpoint matches on any device and in any dtype."""
+def base_fingerprint(model, trained=None):
+    """sha256 of the base weights that training left alone, in float32, so the same checkpoint
+    matches on any device and in any dtype: for adapters all but the LayerNorms, else all but
+    the names in `trained`."""
     digest = hashlib.sha256()
     for name in sorted(model.params):
-        if not is_layernorm(name) and not is_adapter(name):
+        left_alone = (not is_layernorm(name) if trained is None else name not in trained)
+        if left_alone and not is_adapter(name):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(to_host(model.params[name]), np.float32).tobytes())
     return digest.hexdigest()
@@ -66,8 +73,25 @@ def save_adapters(model, path, head=None, task=None, data=None):
         tensors, tmp, metadata={"format": "pt", "minibert": json.dumps(info)}))
 
 
+def save_trained(model, path, head, method, task=None, data=None):
+    """Write the base model's trained weights (those `method` trained, model.trainable_names())
+    and the head to `path`, atomically, with the metadata an adapter file has."""
+    trained = model.trainable_names()
+    tensors = {n: np.ascontiguousarray(to_host(model.params[n]), np.float32) for n in trained}
+    tensors.update({n: np.ascontiguousarray(to_host(p), np.float32)
+                    for n, p in head.params.items()})
+    info = {"format": TRAINED_FORMAT, "method": method, "task": task,
+            "base_fingerprint": base_fingerprint(model, trained), "trained": trained,
+            "base_config": model.config.to_dict(), "head": head.metadata(), "data": data}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: safetensors.numpy.save_file(
+        tensors, tmp, metadata={"format": "pt", "minibert": json.dumps(info)}))
+
+
 def read_adapter_file(path):
-    """(info dict, {name: float32 array}) of an adapter file, refusing anything else."""
+    """(info dict, {name: float32 array}) of an adapter file or a trained file, refusing
+    anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such adapter file")
@@ -79,7 +103,7 @@ def read_adapter_file(path):
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
     try:
         info = json.loads(metadata["minibert"])
-        assert info["format"] == FORMAT
+        assert info["format"] in (FORMAT, TRAINED_FORMAT)
     except (KeyError, ValueError, AssertionError, TypeError):
         raise ValueError(f"{path}: not a minibert adapter file (its metadata has no "
                          f"'minibert' entry of format {FORMAT})") from None
@@ -92,18 +116,13 @@ def load_adapters(model, path, name=None, expected_size=None):
     QuestionAnsweringHead) or None."""
     path = Path(path)
     info, tensors = read_adapter_file(path)
-    base = info["base_config"]
-    for field in ("hidden_size", "num_hidden_layers"):
-        if base[field] != getattr(model.config, field):
-            raise ValueError(f"{path}: made for a base model with {field} {base[field]}, but this "
-                             f"model has {field} {getattr(model.config, field)}")
+    if info["format"] != FORMAT:
+        raise ValueError(f"{path}: a trained file of method {info['method']}, not an adapter "
+                         "file (load it with load_training_file)")
+    _check_base(model, info, path)
     if expected_size is not None and info["adapter"]["size"] != expected_size:
         raise ValueError(f"{path}: holds adapters of size {info['adapter']['size']}, "
                          f"expected size {expected_size}")
-    if info["base_fingerprint"] != base_fingerprint(model):
-        raise ValueError(f"{path}: made for another base model (its weights' fingerprint "
-                         f"{info['base_fingerprint'][:12]}... differs from this model's "
-                         f"{base_fingerprint(model)[:12]}...)")
     config = AdapterConfig(size=info["adapter"]["size"], init_std=info["adapter"]["init_std"],
                            activation=info["adapter"]["activation"],
                            leave_out=tuple(info["adapter"]["leave_out"]))
@@ -112,10 +131,7 @@ def load_adapters(model, path, name=None, expected_size=None):
         info["head"], model.config.hidden_size, model.device, model.dtype)
     if head is not None:
         expected.update({n: tuple(p.shape) for n, p in head.params.items()})
-    check_tensors(tensors, expected, source=str(path))
-    for tensor_name, array in tensors.items():
-        if not np.isfinite(array).all():
-            raise ValueError(f"{path}: tensor {tensor_name} holds NaN or infinite values")
+    _check_tensors(tensors, expected, path)
     name = name or info["task"] or path.stem
     if name in model.adapters:
         raise ValueError(f"{path}: the model has an adapter set named {name!r} already; "
@@ -126,3 +142,40 @@ def load_adapters(model, path, name=None, expected_size=None):
     if head is not None:
         head.params = {n: model.device.asarray(tensors[n], dtype=model.dtype) for n in head.params}
     return head
+
+
+def load_training_file(model, path):
+    """Load a file written by training: an adapter file (as load_adapters: its adapter set
+    made active), or a trained file (its weights copied into the model's). Returns the head."""
+    info, tensors = read_adapter_file(path)
+    if info["format"] == FORMAT:
+        return load_adapters(model, path)
+    _check_base(model, info, Path(path), set(info["trained"]))
+    head = head_from_metadata(info["head"], model.config.hidden_size, model.device, model.dtype)
+    expected = {n: tuple(model.params[n].shape) for n in info["trained"] if n in model.params}
+    expected.update({n: tuple(p.shape) for n, p in head.params.items()})
+    _check_tensors(tensors, expected, Path(path))
+    for n in info["trained"]:
+        model.params[n] = model.device.asarray(tensors[n], dtype=model.dtype)
+    head.params = {n: model.device.asarray(tensors[n], dtype=model.dtype) for n in head.params}
+    return head
+
+
+def _check_base(model, info, path, trained=None):
+    """The file was made for this base model: its size, and the weights training left alone."""
+    base = info["base_config"]
+    for field in ("hidden_size", "num_hidden_layers"):
+        if base[field] != getattr(model.config, field):
+            raise ValueError(f"{path}: made for a base model with {field} {base[field]}, but this "
+                             f"model has {field} {getattr(model.config, field)}")
+    if info["base_fingerprint"] != base_fingerprint(model, trained):
+        raise ValueError(f"{path}: made for another base model (its weights' fingerprint "
+                         f"{info['base_fingerprint'][:12]}... differs from this model's "
+                         f"{base_fingerprint(model, trained)[:12]}...)")
+
+
+def _check_tensors(tensors, expected, path):
+    check_tensors(tensors, expected, source=str(path))
+    for tensor_name, array in tensors.items():
+        if not np.isfinite(array).all():
+            raise ValueError(f"{path}: tensor {tensor_name} holds NaN or infinite values")

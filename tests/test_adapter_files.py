@@ -1,11 +1,14 @@
-"""Adapter files: save -> load -> predict is exact; files for another base are refused."""
+"""Adapter files and the other methods' trained files: save -> load -> predict is exact; files
+for another base are refused."""
 import numpy as np
 import pytest
 import safetensors.numpy
 
 import minibert
-from minibert.adapter_files import load_adapters, save_adapters
+from minibert.adapter_files import (load_adapters, load_training_file, read_adapter_file,
+                                    save_adapters, save_trained)
 from minibert.adapters import add_adapters
+from minibert.train import configure
 
 from conftest import tiny_config
 
@@ -106,3 +109,58 @@ def test_saving_again_replaces_the_file_whole(tmp_path):
     save_adapters(model, path, head)
     save_adapters(model, path, head, task="again")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors"]   # no temp files left
+
+
+# ---------------------------------------------------------------- trained files (other methods)
+def fine_tuned(method, top_k=None):
+    """A tiny model and head configured for `method`, every trained tensor moved."""
+    model = minibert.BertModel(tiny_config(), seed=0)
+    head = minibert.SequenceClassificationHead(8, 3, seed=2)
+    configure(model, head, method, top_k)
+    rng = np.random.default_rng(3)
+    for name in model.trainable_names():
+        model.params[name] += rng.standard_normal(model.params[name].shape).astype(np.float32) / 10
+    for p in head.params.values():
+        p += rng.standard_normal(p.shape).astype(p.dtype) * 0.1
+    return model, head
+
+
+@pytest.mark.parametrize("method, top_k", [("full", None), ("top-k", 1), ("layernorm", None),
+                                           ("head", None)])
+def test_a_trained_file_holds_what_the_method_trained_and_predicts_exactly(tmp_path, batch,
+                                                                           method, top_k):
+    model, head = fine_tuned(method, top_k)
+    expected = predict(model, head, batch)
+    path = tmp_path / "trained.safetensors"
+    save_trained(model, path, head, method, task="SST-2", data={"labels": ["a", "b", "c"]})
+    assert set(safetensors.numpy.load_file(path)) == set(model.trainable_names()) | {
+        "classifier.weight", "classifier.bias"}
+    fresh = minibert.BertModel(tiny_config(), seed=0)
+    loaded = load_training_file(fresh, path)
+    np.testing.assert_array_equal(predict(fresh, loaded, batch), expected)
+    info, _ = read_adapter_file(path)
+    assert info["method"] == method and info["data"] == {"labels": ["a", "b", "c"]}
+
+
+def test_a_trained_file_is_refused_on_a_base_whose_untrained_weights_differ(tmp_path, batch):
+    model, head = fine_tuned("top-k", 1)               # layer 0 and the embeddings left alone
+    path = tmp_path / "trained.safetensors"
+    save_trained(model, path, head, "top-k")
+    with pytest.raises(ValueError, match="made for another base model"):
+        load_training_file(minibert.BertModel(tiny_config(), seed=9), path)
+    with pytest.raises(ValueError, match="a trained file of method top-k, not an adapter file"):
+        load_adapters(minibert.BertModel(tiny_config(), seed=0), path)
+    full, full_head = fine_tuned("full")               # holds every weight: any base of its size
+    save_trained(full, path, full_head, "full")
+    other = minibert.BertModel(tiny_config(), seed=9)
+    np.testing.assert_array_equal(predict(other, load_training_file(other, path), batch),
+                                  predict(full, full_head, batch))
+
+
+def test_load_training_file_takes_an_adapter_file_too(tmp_path, batch):
+    model, head = trained_setup()
+    expected = predict(model, head, batch)
+    save_adapters(model, tmp_path / "a.safetensors", head, task="SST-2")
+    fresh = minibert.BertModel(tiny_config(), seed=0)
+    np.testing.assert_array_equal(
+        predict(fresh, load_training_file(fresh, tmp_path / "a.safetensors"), batch), expected)

@@ -136,3 +136,28 @@ def test_a_question_answering_adapter_file_labels_nothing(tmp_path, capsys):
             f"error: --adapters: expected an adapter file with a classification head and its "
             f"labels, found {adapters}, which records a question-answering head")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["squad.safetensors", "texts.csv"]
+
+
+@pytest.mark.slow
+def test_a_fully_fine_tuned_run_keeps_a_model_that_eval_and_predict_load(own_run, capsys):
+    files, own_out, _ = own_run
+    out = own_out.parent / "full"
+    assert main(["train", "--train", str(files["train"]), "--dev", str(files["dev"]), "--test",
+                 str(files["test"]), "--text-column", "review", "--label-column", "sentiment",
+                 "--out", str(out), "--method", "full", *SMALL[:-2], "--lr", "5e-5"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    trained = out / "trained.safetensors"
+    assert trained.is_file() and not (out / "adapter.safetensors").exists()
+    capsys.readouterr()
+    assert main(["eval", "--adapters", str(trained), "--test", str(files["test"]),
+                 "--max-seq-length", "24", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"]["test"]["metrics"] == \
+        results["test_metrics"]
+    labels = out / "labels.jsonl"
+    assert main(["predict", "--adapters", str(trained), "--input", str(files["test"]),
+                 "--output", str(labels), "--max-seq-length", "24"]) == 0
+    rows = [json.loads(line) for line in labels.read_text().splitlines()]
+    with open(files["test"], newline="") as f:
+        truth = [row["sentiment"] for row in csv.DictReader(f)]
+    accuracy = np.mean([row["label"] == label for row, label in zip(rows, truth)])
+    assert len(rows) == 24 and accuracy == results["test_metrics"]["accuracy"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..adapter_files import save_adapters
+from ..adapter_files import save_adapters, save_trained
 from ..adapters import add_adapters
 from ..atomic import write_atomically
 from ..heads import SequenceClassificationHead
@@ -262,11 +262,15 @@ class Run:
             for epoch in range(settings.epochs)]))
 
     def finish(self):
-        """Write the adapter file (method adapters) and results.json, each atomically, then
-        remove the checkpoint. Returns the results."""
+        """Write what eval and predict load, atomically: the adapter file (method adapters) or
+        the trained file (the other methods: the weights they trained, and the head); then
+        results.json, and remove the checkpoint. Returns the results."""
+        task, data = self.data.spec.name, self.data.description(self.settings)
         if self.settings.method == "adapters":
-            save_adapters(self.model, self.out / "adapter.safetensors", self.head,
-                          task=self.data.spec.name, data=self.data.description(self.settings))
+            save_adapters(self.model, self.out / "adapter.safetensors", self.head, task, data)
+        else:
+            save_trained(self.model, self.out / "trained.safetensors", self.head,
+                         self.settings.method, task, data)
         results = self.results()
         write_atomically(self.out / "results.json", lambda tmp: Path(tmp).write_text(
             json.dumps(results, indent=2) + "\n", "utf-8"))
