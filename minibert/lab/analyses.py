@@ -326,7 +326,7 @@ ONE_TASK = ("init-scale", "ablation")          # the analyses of a single task
 DEFAULT_TASKS = {"tradeoff": ("SST-2", "MRPC"), "init-scale": ("SST-2",), "ablation": ("SST-2",),
                  "sequential": ("TREC-6", "SST-2", "MRPC")}
 
-# Subsampled so that each experiment finishes within an hour on a 2-core CPU with minilm-l6.
+# Subsampled so that each experiment finishes on a small CPU with minilm-l6 (docs/experiments.md).
 # 3 epochs: fewer leave small adapters at the majority class.
 DEFAULT_SETTINGS = dict(max_eval_examples=400, max_seq_length=64, epochs=3)
 # tradeoff trains 18 configurations per task, twice as many as any other analysis, so it trains

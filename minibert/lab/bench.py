@@ -62,8 +62,8 @@ def matmul_peak(n=2048, repeats=5):
 def blas_kernels():
     """NumPy's BLAS: its library, version and the CPU kernels it runs. When OPENBLAS_CORETYPE
     picks the kernels, also the ones OpenBLAS would pick for this CPU by itself: an environment
-    may set an older core than the CPU has (Haswell's AVX2 kernels on an AVX-512 CPU reach half
-    its float32 peak), and every product minibert makes runs on them."""
+    may set an older core than the CPU has (Haswell's AVX2 kernels on an AVX-512 CPU), which
+    leaves part of its float32 peak unused, and every product minibert makes runs on them."""
     blas = _numpys_blas()
     report = {"library": blas["internal_api"], "version": blas["version"],
               "kernels": blas.get("architecture")}
