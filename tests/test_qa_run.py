@@ -20,7 +20,7 @@ from minibert.adapter_files import load_adapters
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
 
 from conftest import without_timings
-from test_training_checkpoint import assert_same_tensors, interrupt_at_step
+from test_checkpoint import assert_same_tensors, interrupt_at_step
 
 import official_squad_v1
 
