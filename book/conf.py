@@ -9,7 +9,7 @@ import hashlib
 import importlib.metadata
 from pathlib import Path
 
-from minibert import provenance
+from minibert.lab import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,10 +23,11 @@ extensions = [
     "sphinx-mathjax-offline",  # MathJax 3 served from the book itself, not from a CDN
 ]
 external_toc_path = "book/_toc.yml"
-include_patterns = ["README.md", "notebooks/[0-9][0-9]_*.py", "docs/performance.md", "book/*.md"]
+include_patterns = ["README.md", "notebooks/[0-9][0-9]_*.py", "docs/*.md", "book/*.md"]
 
 # The notebooks as they are: jupytext percent scripts.
-nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+NOTEBOOK_FORMAT = "py:percent"
+nb_custom_formats = {".py": ["jupytext.reads", {"fmt": NOTEBOOK_FORMAT}]}
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
@@ -61,3 +62,86 @@ html_theme_options = {
     "extra_footer": f"Built with {provenance.describe()}. Each notebook's first output names "
                     "the minibert and the machine that executed it.",
 }
+
+
+# Each notebook page offers its notebook as an .ipynb, written beside the page
+# (notebooks/04_adapter_tuning.html -> notebooks/04_adapter_tuning.ipynb): a link under the
+# page's title, and an entry in the theme's download menu. (The handlers import what they use:
+# Sphinx drops the modules conf.py imports from its namespace once it has read it.)
+
+def notebook_source(app, docname):
+    """The jupytext source of a notebook page -> its path; None for any other page."""
+    if docname not in app.env.all_docs:
+        return None
+    path = Path(app.env.doc2path(docname))
+    return path if path.suffix in nb_custom_formats else None
+
+
+def ipynb_name(docname):
+    """The .ipynb's name, relative to its page (both in the page's folder)."""
+    return Path(docname).name + ".ipynb"
+
+
+def add_download_link(app, doctree, docname):
+    """A visible "Download this notebook" line under a notebook page's title."""
+    from docutils import nodes
+
+    if app.builder.format != "html" or notebook_source(app, docname) is None:
+        return
+    name = ipynb_name(docname)
+    line = nodes.paragraph("", "", nodes.Text("Download this notebook: "),
+                           nodes.reference(name, name, refuri=name, classes=["download"]),
+                           nodes.Text(" (open it with "), nodes.literal("", f"jupyter lab {name}"),
+                           nodes.Text(")."), classes=["notebook-download"])
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None:
+        doctree.insert(0, line)
+    else:
+        section.insert(1, line)          # after its title
+
+
+def add_download_button(app, pagename, templatename, context, doctree):
+    """The .ipynb first in the theme's download menu (after the theme made it: priority 502)."""
+    if notebook_source(app, pagename) is None:
+        return
+    for button in context.get("header_buttons", []):
+        if button.get("label") == "download-buttons":
+            button["buttons"].insert(0, {"type": "link", "url": ipynb_name(pagename),
+                                         "text": ".ipynb", "icon": "fas fa-code",
+                                         "tooltip": "Download notebook file",
+                                         "label": "download-notebook-button"})
+
+
+def write_notebooks(app, exception):
+    """Every notebook page's .ipynb into the HTML output: the jupytext source's cells, with the
+    outputs of the book's run of it where the execution cache holds that run."""
+    import jupytext
+    import nbformat
+
+    if exception is not None or app.builder.format != "html":
+        return
+    cache = None
+    if app.env.mystnb_config.execution_mode == "cache":
+        from jupyter_cache import get_cache
+        cache = get_cache(app.env.mystnb_config.execution_cache_path)
+    for docname in sorted(app.env.found_docs):
+        source = notebook_source(app, docname)
+        if source is None:
+            continue
+        notebook = jupytext.read(source, fmt=NOTEBOOK_FORMAT)
+        if cache is not None:
+            try:                          # matched as MyST-NB matches it: cells and kernel
+                _, notebook = cache.merge_match_into_notebook(notebook)
+            except KeyError:              # not run (yet): the cells alone
+                pass
+        nbformat.validate(notebook)
+        target = Path(app.outdir) / (docname + ".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, target)
+
+
+def setup(app):
+    app.connect("doctree-resolved", add_download_link)
+    app.connect("html-page-context", add_download_button, priority=502)
+    app.connect("build-finished", write_notebooks)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

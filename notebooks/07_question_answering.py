@@ -202,8 +202,8 @@ print(squad_scores(dev, answers))
 # %% [markdown]
 # Fifty steps on 96 questions teach the head where answers sit (inside the context, a few
 # tokens long) long before they teach it which span answers which question: expect the loss to
-# have fallen and the answers to be mostly wrong. The README's SQuAD runs show what thousands
-# of windows buy, and exercise 1 compares full fine-tuning on this budget.
+# have fallen and the answers to be mostly wrong. The SQuAD runs on the book's results page show
+# what thousands of windows buy, and exercise 1 compares full fine-tuning on this budget.
 
 # %% [markdown]
 # ## EM and F1, by hand

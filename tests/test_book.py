@@ -1,7 +1,8 @@
 """The book (`make book`, build/book) opened in a real browser: headless Chromium, driven by
 selenium, loads every page from a local server and checks what a reader would see -- no
 console errors, every image loaded, every formula typeset by the bundled MathJax, every internal
-link resolving, no request leaving the machine, and the search finding "adapter".
+link resolving, no request leaving the machine, the search finding "adapter", every page of the
+table of contents there, and each notebook page offering its notebook as an .ipynb.
 
 Chromium and its driver are Debian's packages (`chromium`, `chromium-driver`); the setup
 installs them with apt-get when they are missing, and the tests skip, saying why, when that
@@ -11,7 +12,9 @@ tests; without a build these tests fail and say so.
 import functools
 import http.server
 import importlib.metadata
+import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -27,7 +30,9 @@ from selenium import webdriver                                           # noqa:
 from selenium.webdriver.common.by import By                              # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait                  # noqa: E402
 
-BOOK = Path(__file__).resolve().parents[1] / "build" / "book"
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "build" / "book"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGE_TIMEOUT = 60           # seconds for a page, its images and its formulas, on a busy machine
@@ -123,11 +128,24 @@ def pages(browser, server):
     return found
 
 
+def toc_files():
+    """The pages book/_toc.yml names (its root and every `file:`), as paths without suffix."""
+    text = (ROOT / "book" / "_toc.yml").read_text("utf-8")
+    return re.findall(r"^\s*(?:-\s*file|root):\s*(\S+)\s*$", text, re.MULTILINE)
+
+
 def test_the_book_has_its_pages(pages):
     names = set(pages)
     assert {"index.html", "README.html", "book/api.html", "search.html"} <= names, sorted(names)
+    # every page of the table of contents was built, and every page in docs/ is in it
+    toc = toc_files()
+    missing = sorted(f"{page}.html" for page in toc if f"{page}.html" not in names)
+    assert not missing, missing
+    unlisted = sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")
+                      if f"docs/{p.stem}" not in toc)
+    assert not unlisted, f"not in book/_toc.yml: {unlisted}"
     notebooks = sorted(p for p in names if p.startswith("notebooks/"))
-    assert len(notebooks) == len(list((BOOK.parents[1] / "notebooks").glob("[0-9][0-9]_*.py")))
+    assert len(notebooks) == len(NOTEBOOKS)
     for page in notebooks:
         # the outputs are there, and say what produced them
         assert "Outputs made with minibert" in pages[page]["text"], page
@@ -189,9 +207,32 @@ def test_every_internal_link_resolves(pages, server, capsys):
 def served(url):
     try:
         with urllib.request.urlopen(url) as response:
+            response.read()           # the whole file, as a reader's download would
             return response.status == 200
     except urllib.error.HTTPError:
         return False
+
+
+def test_each_notebook_page_offers_its_ipynb(pages, browser, server):
+    """On each notebook page a visible link to its .ipynb, which downloads as nbformat 4 JSON
+    holding the notebook's cells: those of its jupytext source."""
+    jupytext = pytest.importorskip("jupytext", reason="the dev extra installs jupytext")
+    assert NOTEBOOKS
+    for source in NOTEBOOKS:
+        page, url = f"notebooks/{source.stem}.html", f"{server}notebooks/{source.stem}.ipynb"
+        assert url in pages[page]["links"], f"{page}: no link to {url}"
+        browser.get(server + page)
+        links = browser.find_elements(By.CSS_SELECTOR, f'a[href$="{source.stem}.ipynb"]')
+        shown = [a for a in links if a.is_displayed()]
+        assert shown, f"{page}: the link to its .ipynb is not visible"
+        with urllib.request.urlopen(url) as response:
+            notebook = json.loads(response.read().decode("utf-8"))
+        assert notebook["nbformat"] == 4, (url, notebook.get("nbformat"))
+        expected = [cell.source for cell in jupytext.read(source).cells]
+        cells = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                 for c in notebook["cells"]]
+        assert cells and cells[0] == expected[0], (url, cells[:1], expected[:1])
+        assert cells == expected, f"{url}: its cells differ from {source.name}'s"
 
 
 def test_search_finds_adapter(browser, server):

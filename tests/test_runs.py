@@ -157,3 +157,13 @@ def test_a_run_on_a_non_numpy_device_goes_through_the_switch(tmp_path):
     again = run_eval("TREC-6", "minilm-l6", tmp_path / "adapter.safetensors", max_seq_length=24,
                      max_eval_examples=16)
     assert again["metrics"] == results["metrics"]
+
+
+def test_the_runs_public_names_are_what_they_say_not_submodules():
+    # a submodule named as a function (runs/predict.py beside runs.predict) would replace the
+    # function in the package once imported
+    import inspect
+    from minibert import runs
+    for name in runs.__all__:
+        assert not inspect.ismodule(getattr(runs, name)), name
+    assert {runs.predict.__module__, runs.evaluate.__module__} == {"minibert.runs.evaluation"}

@@ -2,15 +2,16 @@
 your own. A run's settings, checked before any work (`settings`); a training run and its
 extractive-QA variant (`run`, `qa_run`), started in a locked output folder (`launch`, `lock`)
 and resumable from its training checkpoint (`checkpoint`); evaluation with a trained adapter
-file and the one inference loop (`evaluate`); labelling new texts (`predict`).
+file and the one inference loop (`evaluation`); labelling new texts, `minibert predict`
+(`labelling`).
 
 May import: the library (the top-level modules), the data and QA wings, and the speed layer,
 which its entry points switch on. Nothing here is imported by the library.
 """
-from .evaluate import (evaluate, head_outputs, predict, predict_answers, run_eval,
-                       run_eval_files, run_squad_eval)
+from .evaluation import (evaluate, head_outputs, predict, predict_answers, run_eval,
+                         run_eval_files, run_squad_eval)
 from .launch import run_train
-from .predict import run_predict
+from .labelling import run_predict
 from .run import Interrupted, Run, TaskData, build_model, fit, new_head
 from .qa_run import QuestionAnsweringRun
 from .settings import CHECKPOINT, RunSettings, resume_settings

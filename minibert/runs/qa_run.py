@@ -11,7 +11,7 @@ from ..qa.answers import write_answers
 from ..qa.metric import squad_scores
 from ..qa.squad import SQUAD, load_questions
 from ..qa.windows import make_windows, window_batches
-from .evaluate import predict_answers
+from .evaluation import predict_answers
 from .run import Run, TaskData
 
 

@@ -26,7 +26,7 @@ from ..train import Progress, configure, learning_rate, make_optimizer, train, t
 from ..data import own_data, tasks
 from ..data.batching import epoch_batches, epoch_order, padding_share, token_lengths
 from .checkpoint import load_checkpoint, save_checkpoint
-from .evaluate import evaluate
+from .evaluation import evaluate
 from .settings import CHECKPOINT, is_question_answering
 
 

@@ -1,4 +1,5 @@
-"""`minibert predict`: a trained adapter file labels new texts.
+"""`minibert predict`: a trained adapter file (or another method's trained file) labels new
+texts.
 
 The input is a CSV, TSV or JSON Lines file read as own_data reads training files (the columns
 the adapter file records, unless others are named); a label column is not needed. The output,
@@ -14,7 +15,7 @@ from .. import checks
 from ..atomic import write_atomically
 from ..named_models import DEFAULT_MODEL
 from ..data import formats, own_data
-from .evaluate import check, example_outputs, prepare, trained_data
+from .evaluation import check, example_outputs, prepare, trained_data
 from .settings import check_own_files
 
 
