@@ -67,10 +67,7 @@ def save_adapters(model, path, head=None, task=None, data=None):
                         "leave_out": list(adapter_set.config.leave_out)},
             "head": None if head is None else head.metadata(),
             "data": data}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: safetensors.numpy.save_file(
-        tensors, tmp, metadata={"format": "pt", "minibert": json.dumps(info)}))
+    _write(path, tensors, info)
 
 
 def save_trained(model, path, head, method, task=None, data=None):
@@ -83,6 +80,11 @@ def save_trained(model, path, head, method, task=None, data=None):
     info = {"format": TRAINED_FORMAT, "method": method, "task": task,
             "base_fingerprint": base_fingerprint(model, trained), "trained": trained,
             "base_config": model.config.to_dict(), "head": head.metadata(), "data": data}
+    _write(path, tensors, info)
+
+
+def _write(path, tensors, info):
+    """A safetensors file of the tensors with `info` as its minibert metadata, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda tmp: safetensors.numpy.save_file(
@@ -115,7 +117,11 @@ def load_adapters(model, path, name=None, expected_size=None):
     make it active. Returns the file's head (a SequenceClassificationHead or a
     QuestionAnsweringHead) or None."""
     path = Path(path)
-    info, tensors = read_adapter_file(path)
+    return _load_adapter_set(model, path, *read_adapter_file(path), name, expected_size)
+
+
+def _load_adapter_set(model, path, info, tensors, name=None, expected_size=None):
+    """load_adapters on a file already read: (info, tensors) of read_adapter_file."""
     if info["format"] != FORMAT:
         raise ValueError(f"{path}: a trained file of method {info['method']}, not an adapter "
                          "file (load it with load_training_file)")
@@ -147,14 +153,15 @@ def load_adapters(model, path, name=None, expected_size=None):
 def load_training_file(model, path):
     """Load a file written by training: an adapter file (as load_adapters: its adapter set
     made active), or a trained file (its weights copied into the model's). Returns the head."""
+    path = Path(path)
     info, tensors = read_adapter_file(path)
     if info["format"] == FORMAT:
-        return load_adapters(model, path)
-    _check_base(model, info, Path(path), set(info["trained"]))
+        return _load_adapter_set(model, path, info, tensors)
+    _check_base(model, info, path, set(info["trained"]))
     head = head_from_metadata(info["head"], model.config.hidden_size, model.device, model.dtype)
     expected = {n: tuple(model.params[n].shape) for n in info["trained"] if n in model.params}
     expected.update({n: tuple(p.shape) for n, p in head.params.items()})
-    _check_tensors(tensors, expected, Path(path))
+    _check_tensors(tensors, expected, path)
     for n in info["trained"]:
         model.params[n] = model.device.asarray(tensors[n], dtype=model.dtype)
     head.params = {n: model.device.asarray(tensors[n], dtype=model.dtype) for n in head.params}

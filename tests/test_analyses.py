@@ -9,8 +9,7 @@ import pytest
 
 import minibert
 from minibert.lab import analyses
-from minibert.runs import run
-from minibert.runs import RunSettings
+from minibert.runs import RunSettings, run
 
 from conftest import GLUE_DIR
 

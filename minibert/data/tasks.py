@@ -284,15 +284,20 @@ def _load_from_wheel(task, split):
     """A split of a task read from its wheel: checked and parsed once per process (and again
     only when the wheel file changes)."""
     path = wheels.cache_dir() / task.source.wheel.filename
-    if (task.name, *_stamp(path)) not in _from_wheels:
+    key = (task.name, *_stamp(path))
+    if key not in _from_wheels:
         splits_of_task = _read_wheel(task)          # fetches the wheel when it is absent
-        _from_wheels[task.name, *_stamp(path)] = splits_of_task
-    return list(_from_wheels[task.name, *_stamp(path)][split])
+        key = (task.name, *_stamp(path))
+        _from_wheels[key] = splits_of_task
+    return list(_from_wheels[key][split])
 
 
 def _stamp(path):
-    stat = path.stat() if path.is_file() else None
-    return (str(path), stat and stat.st_size, stat and stat.st_mtime_ns)
+    """(path, size, mtime) of a file; (path, None, None) when there is none."""
+    if not path.is_file():
+        return str(path), None, None
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
 
 
 def _read_wheel(task):
