@@ -1,17 +1,21 @@
 """Parameter accounting from a config alone: what each component costs, what a method trains."""
 from . import checks
 from .adapters import DEFAULT_SIZE, adapter_parameter_count, adapter_prefixes
+from .heads import POOLINGS
 
 
-def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=2):
+def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=2,
+                    pooling="cls"):
     """Rows {component, parameters, trained} for the adapters method, and the totals.
 
     "trained" marks what adapter tuning updates: adapters, the 2L+1 LayerNorms and the head.
-    The share is taken of the base model (embeddings + layers + LayerNorms + pooler)."""
+    The share is taken of the base model (embeddings + layers + LayerNorms + pooler; a head
+    with mean pooling leaves the pooler unused, but it is part of the checkpoint)."""
     C, F, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     checks.integer("adapter_size", adapter_size)
     checks.layers("leave_out", leave_out, L)
     checks.integer("num_labels", num_labels)
+    checks.choice("pooling", pooling, POOLINGS)
     linear = lambda n_in, n_out: n_in * n_out + n_out
     layer = 4 * linear(C, C) + linear(C, F) + linear(F, C)   # q, k, v, output; FFN in and out
     adapters = len(adapter_prefixes(L, leave_out))
@@ -19,7 +23,8 @@ def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=
              (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * C, False)]
     rows += [(f"layer {l} (attention, feed-forward)", layer, False) for l in range(L)]
     rows += [(f"LayerNorms ({2 * L + 1} x 2C)", (2 * L + 1) * 2 * C, True),
-             ("pooler (dense on [CLS])", linear(C, C), False),
+             ("pooler (dense on [CLS])" if pooling == "cls" else
+              "pooler (dense on [CLS]; unused: mean pooling)", linear(C, C), False),
              (f"adapters ({adapters} x (2CM + C + M), M={adapter_size})",
               adapters * adapter_parameter_count(C, adapter_size), True),
              (f"head ({num_labels} labels)", linear(C, num_labels), True)]
@@ -28,7 +33,7 @@ def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=
     base = sum(r["parameters"] for r in rows if not r["component"].startswith(("adapters", "head")))
     trained = sum(r["parameters"] for r in rows if r["trained"])
     return {"rows": rows, "per_adapter": adapter_parameter_count(C, adapter_size),
-            "adapters": adapters * adapter_parameter_count(C, adapter_size),
+            "pooling": pooling, "adapters": adapters * adapter_parameter_count(C, adapter_size),
             "base_total": base, "total": sum(r["parameters"] for r in rows),
             "trained": trained, "trained_percent_of_base": 100.0 * trained / base}
 

@@ -11,15 +11,15 @@ from .accounting import format_table, parameter_table
 from .adapters import DEFAULT_SIZE
 from .config import BertConfig
 from .gradcheck import check_gradients
-from .heads import SequenceClassificationHead
+from .heads import POOLINGS, SequenceClassificationHead
 from .model import BertModel
-from .named_models import DEFAULT_MODEL, NAMED_MODELS, check_model
+from .named_models import DEFAULT_MODEL, NAMED_MODELS, check_model, default_pooling
 from .train import DEFAULT_LR, METHODS
 from .data import tasks
 from .data.formats import FORMATS
 from .runs import (Interrupted, RunSettings, resume_settings, run_eval, run_eval_files,
                    run_predict, run_train)
-from .runs.settings import check_question_answering, is_question_answering
+from .runs.settings import check_question_answering, is_question_answering, pooling_reason
 from .runs.settings import task as check_task
 
 
@@ -70,10 +70,13 @@ def gradcheck_command(args):
 
 def params_command(args):
     """Parameter counts per component and the share adapter tuning trains."""
-    table = parameter_table(check_model("model", args.model, weights=False),
-                            args.adapter_size, args.leave_out, args.num_labels)
-    print(json.dumps({"model": args.model, **table}, indent=2) if args.json else
-          f"{args.model}, adapter size {args.adapter_size}\n{format_table(table)}")
+    config = check_model("model", args.model, weights=False)
+    pooling = args.pooling or default_pooling(args.model)[0]
+    table = parameter_table(config, args.adapter_size, args.leave_out, args.num_labels, pooling)
+    reason = pooling_reason(args.model, pooling)
+    print(json.dumps({"model": args.model, "pooling_reason": reason, **table}, indent=2)
+          if args.json else f"{args.model}, adapter size {args.adapter_size}, pooling {pooling}: "
+                            f"{reason}\n{format_table(table)}")
     return 0
 
 
@@ -275,6 +278,8 @@ def add_params_parser(commands):
     count.add_argument("--adapter-size", type=int, default=DEFAULT_SIZE)
     count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
     count.add_argument("--num-labels", type=int, default=2)
+    count.add_argument("--pooling", choices=POOLINGS,
+                       help="cls or mean (default: the checkpoint's, as train)")
     count.add_argument("--json", action="store_true")
     return count
 
@@ -288,6 +293,11 @@ def add_train_parser(commands):
     run.add_argument("--adapter-size", type=int, help=f"default {RUN_DEFAULTS['adapter_size']}")
     run.add_argument("--adapter-init-std", type=float,
                      help=f"> 0, default {RUN_DEFAULTS['adapter_init_std']:g}")
+    run.add_argument("--pooling", choices=POOLINGS,
+                     help="what a classification or regression head reads: cls, the pooled "
+                          "[CLS]; mean, the mean of the last layer's tokens (default: the "
+                          "checkpoint's, from a sentence-transformers 1_Pooling/config.json; "
+                          "else cls)")
     run.add_argument("--top-k", type=int, help="layers trained by method top-k")
     run.add_argument("--lr", type=float,
                      help="default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in

@@ -1,7 +1,9 @@
 """Task heads: what a task reads from the model's outputs, and its loss.
 
-SequenceClassificationHead, on the pooled [CLS] vector: dropout -> linear -> loss.
-num_labels > 1: classification with softmax cross-entropy; num_labels == 1: regression
+SequenceClassificationHead, on one vector per sequence: dropout -> linear -> loss. Its
+`pooling` says which vector: "cls", the pooler's tanh(W h_[CLS]) (BERT's, as adapter-bert reads
+it), or "mean", the mean of the last layer's token states over the attention mask (what a
+sentence-transformers checkpoint was trained to give; the pooler is not used). num_labels > 1: classification with softmax cross-entropy; num_labels == 1: regression
 (STS-B) with mean squared error -- the convention of Hugging Face's
 BertForSequenceClassification, whose parameter names ("classifier.*") the head shares.
 
@@ -9,7 +11,7 @@ QuestionAnsweringHead, on the sequence output: a linear layer C -> 2 gives every
 and an end score (Hugging Face's BertForQuestionAnswering, "qa_outputs.*"; no dropout, as in
 BERT's run_squad.py).
 
-Both read a training batch the same way, `forward_batch(seq, pooled, batch)`, and
+All read a training batch the same way, `forward_batch(seq, pooled, batch)`, and
 `backward_batch()` returns the gradients of the model's two outputs (dseq, dpooled), either
 None, so the trainer needs no task-specific code.
 """
@@ -17,10 +19,13 @@ from typing import NamedTuple
 
 from .backend import host_generator
 from .module import Module
-from .ops import dropout, losses, span
+from .ops import dropout, losses, pooling, span
+
+POOLINGS = ("cls", "mean")
 
 
 class HeadCache(NamedTuple):
+    pooling: dict | None            # mean pooling's; None for cls (the model pooled)
     dropout: tuple | None
     linear: tuple
     loss: tuple | None              # None when the forward had no labels
@@ -33,14 +38,16 @@ class SpanCache(NamedTuple):
 
 
 class SequenceClassificationHead(Module):
-    reads_pooled = True
-
     def __init__(self, hidden_size, num_labels, dropout_prob=0.1, initializer_range=0.02,
-                 device=None, dtype="float32", seed=0):
+                 device=None, dtype="float32", seed=0, pooling="cls", pooling_reason=None):
         super().__init__(device, dtype, seed)
         if num_labels < 1:
             raise ValueError(f"num_labels: expected >= 1, found {num_labels}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, found {pooling!r}")
         self.num_labels = num_labels
+        self.pooling = pooling
+        self.pooling_reason = pooling_reason        # why, in words, kept in the adapter file
         self.dropout_prob = dropout_prob
         self.params["classifier.weight"] = self._normal(
             host_generator(seed), (num_labels, hidden_size), initializer_range)
@@ -50,15 +57,21 @@ class SequenceClassificationHead(Module):
     def is_regression(self):
         return self.num_labels == 1
 
-    def forward(self, pooled, labels=None):
-        """pooled (B, C) -> logits (B, K) [or predictions (B,) for regression], and the mean
-        loss against labels (B,) when labels are given (else None)."""
-        x, dropout_cache = dropout.dropout_forward(pooled, self.dropout_prob,
+    @property
+    def reads_pooled(self):
+        """Whether the head reads the model's pooled output; if not, the pooler is unused."""
+        return self.pooling == "cls"
+
+    def forward(self, feature, labels=None):
+        """feature (B, C), one vector per sequence (forward_batch picks it by the pooling) ->
+        logits (B, K) [or predictions (B,) for regression], and the mean loss against labels
+        (B,) when labels are given (else None)."""
+        x, dropout_cache = dropout.dropout_forward(feature, self.dropout_prob,
                                                    self.rng if self.training else None)
         logits, linear_cache = self.linear(x, "classifier")
         if self.is_regression:
             logits = logits[:, 0]
-        self._cache = HeadCache(dropout_cache, linear_cache, None)
+        self._cache = HeadCache(None, dropout_cache, linear_cache, None)
         if labels is None:
             return logits, None
         labels = self._check_labels(labels, logits.shape[0])
@@ -66,11 +79,11 @@ class SequenceClassificationHead(Module):
             loss, loss_cache = losses.mse_forward(logits, labels)
         else:
             loss, loss_cache = losses.cross_entropy_forward(logits, labels)
-        self._cache = HeadCache(dropout_cache, linear_cache, loss_cache)
+        self._cache = HeadCache(None, dropout_cache, linear_cache, loss_cache)
         return logits, loss
 
     def backward(self, dloss=1.0):
-        """Backward of the last forward's loss -> self.grads; returns dpooled (B, C)."""
+        """Backward of the last forward's loss -> self.grads; returns dfeature (B, C)."""
         cache = self._cache
         if cache.loss is None:
             raise RuntimeError("head.backward: the last forward had no labels, so there is no loss")
@@ -83,15 +96,28 @@ class SequenceClassificationHead(Module):
 
     def metadata(self):
         """What an adapter file says of the head, enough to build it again (head_from_metadata)."""
-        return {"num_labels": self.num_labels, "dropout_prob": self.dropout_prob}
+        info = {"num_labels": self.num_labels, "dropout_prob": self.dropout_prob,
+                "pooling": self.pooling}
+        return info if self.pooling_reason is None else {**info,
+                                                         "pooling_reason": self.pooling_reason}
 
     def forward_batch(self, seq, pooled, batch):
-        """forward on the model's outputs for a batch dict (its "labels", when there)."""
-        return self.forward(pooled, batch.get("labels"))
+        """forward on the model's outputs for a batch dict (its "labels", when there): on
+        pooled, or on the mean of seq over the batch's "attention_mask"."""
+        if self.reads_pooled:
+            return self.forward(pooled, batch.get("labels"))
+        mean, pooling_cache = pooling.mean_pool_forward(
+            seq, self.device.asarray(batch["attention_mask"]))
+        out = self.forward(mean, batch.get("labels"))
+        self._cache = self._cache._replace(pooling=pooling_cache)
+        return out
 
     def backward_batch(self, dloss=1.0):
-        """(dseq, dpooled) of the last forward_batch's loss: the head reads only pooled."""
-        return None, self.backward(dloss)
+        """(dseq, dpooled) of the last forward_batch's loss: one of them, the one it read."""
+        dfeature = self.backward(dloss)
+        if self.reads_pooled:
+            return None, dfeature
+        return pooling.mean_pool_backward(dfeature, self._cache.pooling), None
 
     def _check_labels(self, labels, B):
         labels = self.device.asarray(labels)
@@ -188,5 +214,8 @@ def head_from_metadata(info, hidden_size, device=None, dtype="float32"):
     the file's tensors are then copied in by name."""
     if info.get("kind") == "question-answering":
         return QuestionAnsweringHead(hidden_size, device=device, dtype=dtype)
+    # files written before heads had a pooling read the pooler
     return SequenceClassificationHead(hidden_size, info["num_labels"], info["dropout_prob"],
-                                      device=device, dtype=dtype)
+                                      device=device, dtype=dtype,
+                                      pooling=info.get("pooling", "cls"),
+                                      pooling_reason=info.get("pooling_reason"))

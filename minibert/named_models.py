@@ -98,6 +98,22 @@ def has_weights(name_or_path):
     return not folder.is_dir() or any((folder / f).is_file() for f in pretrained.WEIGHT_FILES)
 
 
+def default_pooling(name_or_path):
+    """(pooling, why): the feature a sequence head reads by default on this model. A
+    sentence-transformers checkpoint's own ("mean" or "cls", from its Pooling config), else
+    "cls", the pooled [CLS] BERT was pretrained with."""
+    named = _named(name_or_path)
+    if not has_weights(name_or_path):
+        mode, why = None, "an architecture without a checkpoint"
+    elif named is not None and named.package is None:      # Google's BERT, on the hub
+        mode, why = None, "no sentence-transformers pooling config"
+    else:
+        mode, why = pretrained.read_pooling(folder_of(name_or_path))
+    if mode is None:
+        return "cls", f"{name_or_path}: {why}; BERT's pooled [CLS]"
+    return mode, f"{name_or_path}: {why}"
+
+
 def check_model(name, value, weights=True):
     """The BertConfig of a model (a name, a folder or a hub id), read without its weights;
     weights=False also takes an architecture alone (a name or a folder with config.json only).

@@ -27,6 +27,7 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
 
 # the parts of a checkpoint that belong to BertModel; heads (cls.*, classifier.*) are set aside
 MODEL_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+POOLING_FILES = ("modules.json", "1_Pooling/config.json")     # sentence-transformers'
 BUFFERS = ("embeddings.position_ids",)                      # arange(512), not a parameter
 
 
@@ -66,7 +67,8 @@ def _download(repo_id):
         raise FileNotFoundError(f"{no_hub} (huggingface_hub is not installed). {local}.") from None
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=["config.json", WEIGHT_FILES[0],
-                                                                 *TOKENIZER_FILES]))
+                                                                 *TOKENIZER_FILES,
+                                                                 *POOLING_FILES]))
         if not (folder / WEIGHT_FILES[0]).exists():
             folder = Path(snapshot_download(repo_id, allow_patterns=[WEIGHT_FILES[1]]))
     except RepositoryNotFoundError:
@@ -94,6 +96,37 @@ def read_pretrained(path_or_hub_id):
     config = read_config(folder)
     path = weights_file(folder)
     return config, _model_tensors(read_weights(path), path)
+
+
+def read_pooling(folder):
+    """(mode, why) of a sentence-transformers folder's pooling, the feature of a sequence its
+    checkpoint was trained to give: mode "mean" or "cls" when its Pooling config names that
+    mode alone; None when the folder has no Pooling config, or names another mode or several
+    (why says which). The config is modules.json's Pooling module, else 1_Pooling/."""
+    folder = Path(folder)
+    pooling_dir = "1_Pooling"
+    if (folder / "modules.json").is_file():
+        modules = _read_json(folder / "modules.json")
+        pooling_dir = next((m.get("path", "") for m in modules if isinstance(m, dict) and
+                            str(m.get("type", "")).endswith("Pooling")), pooling_dir)
+    path = folder / pooling_dir / "config.json"
+    if not path.is_file():
+        return None, "no sentence-transformers pooling config"
+    config = _read_json(path)
+    named = sorted(k for k, v in config.items() if k.startswith("pooling_mode_") and v is True)
+    if isinstance(config.get("pooling_mode"), str):                 # newer files name it once
+        named = [f"pooling_mode_{config['pooling_mode']}"]
+    mode = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+            "pooling_mode_mean": "mean", "pooling_mode_cls": "cls"}.get(
+        named[0] if len(named) == 1 else None)
+    return mode, f"{pooling_dir}/config.json names {', '.join(named) or 'no mode'}"
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: expected JSON, found a file that is not ({e})") from None
 
 
 def weights_file(folder):

@@ -5,10 +5,10 @@ Methods, by name:
              as in google-research/adapter-bert
   full       everything
   top-k      the top k layers, the pooler and the head
-A head on the sequence output (QuestionAnsweringHead) does not use the pooler, which then
-never learns.
   layernorm  the LayerNorms and the head
   head       the head alone (feature-based baseline)
+A head that does not read the pooled output (QuestionAnsweringHead, or a mean-pooling
+SequenceClassificationHead) does not use the pooler, which then never learns.
 """
 import dataclasses
 import math
@@ -46,7 +46,8 @@ def configure(model, head, method, top_k=None):
         "head": lambda n: False,
     }[method]
     model.unfreeze()
-    # a head on the sequence output (extractive QA) leaves the pooler unused: it does not learn
+    # a head that does not read the pooled output (extractive QA, mean pooling) leaves the
+    # pooler unused: it does not learn
     model.freeze([n for n in model.params
                   if not learns(n) or (parse(n).site == "pooler" and not head.reads_pooled)])
     head.unfreeze()

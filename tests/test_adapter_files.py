@@ -1,5 +1,7 @@
 """Adapter files and the other methods' trained files: save -> load -> predict is exact; files
 for another base are refused."""
+import json
+
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -57,6 +59,39 @@ def test_save_load_predict_is_identical_and_file_holds_only_task_tensors(tmp_pat
     loaded_head = load_adapters(fresh, path)
     assert fresh.adapters.active == "SST-2" and loaded_head.num_labels == 3
     np.testing.assert_array_equal(predict(fresh, loaded_head, batch), expected)
+
+
+def test_a_mean_pooling_head_travels_in_the_file_and_old_files_read_the_pooler(tmp_path,
+                                                                             batch):
+    model, _ = trained_setup()
+    head = minibert.SequenceClassificationHead(8, 3, seed=2, pooling="mean",
+                                               pooling_reason="the default (a reason)")
+    head.params["classifier.bias"] += np.float32(0.5)
+
+    def outputs(model, head):
+        seq, pooled = model.forward(**batch)
+        return head.forward_batch(seq, pooled, batch)[0]
+    expected = outputs(model, head)
+    path = tmp_path / "mean.safetensors"
+    save_adapters(model, path, head, task="SST-2")
+    info, _ = read_adapter_file(path)
+    assert info["head"]["pooling"] == "mean"
+    assert info["head"]["pooling_reason"] == "the default (a reason)"
+    fresh = minibert.BertModel(tiny_config(), seed=0)
+    loaded = load_adapters(fresh, path)
+    assert (loaded.pooling, loaded.pooling_reason) == ("mean", "the default (a reason)")
+    np.testing.assert_array_equal(outputs(fresh, loaded), expected)
+
+    # a file written before heads had a pooling: its head reads the pooler, as it was trained
+    with safetensors.safe_open(str(path), "numpy") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    old_info = json.loads(metadata["minibert"])
+    del old_info["head"]["pooling"], old_info["head"]["pooling_reason"]
+    old = tmp_path / "old.safetensors"
+    safetensors.numpy.save_file(tensors, old, metadata={**metadata,
+                                                        "minibert": json.dumps(old_info)})
+    loaded = load_adapters(minibert.BertModel(tiny_config(), seed=0), old)
+    assert loaded.pooling == "cls" and loaded.reads_pooled
 
 
 @pytest.mark.parametrize("other, message", [

@@ -121,6 +121,7 @@ NOT_A_COLUMN = names_other_than({"text", "pair", "label"}) | texts("")
 NOT_A_FORMAT = texts("xml", "CSV", "json", "")
 DATA_FILE_OPTIONS = {"--text-column": NOT_A_COLUMN, "--text-pair-column": NOT_A_COLUMN,
                      "--file-format": NOT_A_FORMAT}
+NOT_A_POOLING = texts("max", "CLS", "mean_tokens", "")
 NOT_A_TRAINABLE_MODEL = NOT_A_MODEL | texts("bert-base-random", "tiny-random")
 MINILM_LAYERS, MINILM_POSITIONS = 6, 512
 
@@ -136,7 +137,8 @@ QA_OPTIONS = {"--doc-stride": POSITIVE_INTEGER, "--max-query-length": POSITIVE_I
 # the options train passes on to each trial of a sweep
 TRIAL_OPTIONS = {**RUN_OPTIONS, **QA_OPTIONS, **DATA_FILE_OPTIONS, "--method": NOT_A_METHOD,
                  "--adapter-init-std": NOT_POSITIVE, "--top-k": integers_outside(1, MINILM_LAYERS),
-                 "--max-train-examples": COUNT, "--checkpoint-every": COUNT}
+                 "--max-train-examples": COUNT, "--checkpoint-every": COUNT,
+                 "--pooling": NOT_A_POOLING}
 # case -> (the valid arguments the bad one is added to, the command first; {option: bad
 # values}); an option's last occurrence is the one argparse keeps
 COMMANDS = {
@@ -149,11 +151,12 @@ COMMANDS = {
         "--top-k": integers_outside(1, MINILM_LAYERS), "--lr": NOT_POSITIVE,
         "--epochs": POSITIVE_INTEGER, "--max-train-examples": COUNT, "--seed": COUNT,
         "--checkpoint-every": COUNT, "--resume": NOT_A_FOLDER | texts("empty-folder", "done"),
-        **QA_OPTIONS}),
+        "--pooling": NOT_A_POOLING, **QA_OPTIONS}),
     "train SQuAD": (["train", "--task", "SQuAD", "--out", "runs/new"], {
         **RUN_OPTIONS, **QA_OPTIONS,
         # the question, [CLS] and two [SEP]s leave a token of context in the default 384
-        "--max-query-length": integers_outside(1, 380)}),
+        "--max-query-length": integers_outside(1, 380),
+        "--pooling": NOT_A_POOLING | texts("cls", "mean")}),      # its head reads every token
     "eval": (["eval", "--adapters", "adapter.safetensors", "--test", "data.csv"], {
         **RUN_OPTIONS, **DATA_FILE_OPTIONS, "--dev": NOT_A_DATA_FILE, "--test": NOT_A_DATA_FILE,
         "--label-column": NOT_A_COLUMN,
@@ -176,7 +179,8 @@ COMMANDS = {
         "--max-seq-length": integers_outside(3, MINILM_POSITIONS), "--device": NOT_A_DEVICE}),
     "params": (["params"], {
         "--model": NOT_A_MODEL, "--adapter-size": POSITIVE_INTEGER,
-        "--leave-out": integers_outside(0, MINILM_LAYERS - 1), "--num-labels": POSITIVE_INTEGER}),
+        "--leave-out": integers_outside(0, MINILM_LAYERS - 1), "--num-labels": POSITIVE_INTEGER,
+        "--pooling": NOT_A_POOLING}),
     # tiny-random holds 128 positions: the default lengths (up to 384) are refused for it
     "bench": (["bench", "--no-torch", "--models", "tiny-random", "--seq-length", "24"], {
         "--models": NOT_A_MODEL, "--batch-size": POSITIVE_INTEGER,

@@ -171,7 +171,7 @@ def test_resume_refuses_options_that_differ_from_the_saved_run(tmp_path, monkeyp
                                 metadata={"manifest": json.dumps(manifest)})
     before = (tmp_path / CHECKPOINT).read_bytes()
     for option, value, then in (("--epochs", "3", "2"), ("--lr", "0.01", "0.001"),
-                                ("--task", "SST-2", "'TREC-6'"),
+                                ("--task", "SST-2", "'TREC-6'"), ("--pooling", "cls", "'mean'"),
                                 ("--out", "elsewhere", repr(str(tmp_path)))):
         assert main(["train", "--resume", str(tmp_path), option, value]) == 2
         err = capsys.readouterr().err
@@ -188,3 +188,14 @@ def test_resume_refuses_options_that_differ_from_the_saved_run(tmp_path, monkeyp
     with pytest.raises(Started) as started:
         main(["train", "--resume", str(tmp_path), "--epochs", "2", "--out", tmp_path.name])
     assert started.value.args == (saved, True)
+
+
+def test_a_run_begun_before_heads_had_a_pooling_resumes_on_the_pooled_cls(tmp_path, monkeypatch):
+    """Its saved settings say nothing of pooling: it resumes as it began, on the pooler, not on
+    the checkpoint's default (mean for minilm-l6)."""
+    saved = dataclasses.asdict(settings(tmp_path))
+    assert saved.pop("pooling") == "mean"
+    manifest = {"format": FORMAT, "extra": {"settings": saved}}
+    safetensors.numpy.save_file({"x": np.zeros(1, np.float32)}, tmp_path / CHECKPOINT,
+                                metadata={"manifest": json.dumps(manifest)})
+    assert runs.resume_settings(tmp_path).pooling == "cls"

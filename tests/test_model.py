@@ -83,6 +83,29 @@ def test_whole_model_with_head_gradients(config, batch, num_labels):
     assert_gradients(loss, tensors, grads, tol=TOL)
 
 
+@pytest.mark.parametrize("num_labels", [3, 1])
+def test_whole_model_with_a_mean_pooling_head_gradients(config, batch, num_labels):
+    model = model64(config)
+    head = minibert.SequenceClassificationHead(8, num_labels, initializer_range=0.3,
+                                               dtype="float64", seed=2, pooling="mean")
+    labels = np.array([2, 0]) if num_labels > 1 else np.array([0.7, -1.2])
+
+    def loss():
+        seq, pooled = model.forward(**batch)
+        return float(head.forward_batch(seq, pooled, {**batch, "labels": labels})[1])
+    model.zero_grad()
+    head.zero_grad()
+    loss()
+    dseq, dpooled = head.backward_batch()
+    assert dpooled is None                              # the pooler is not read
+    model.backward(dseq, dpooled)
+    pooler = {"pooler.dense.weight", "pooler.dense.bias"}
+    tensors = {n: p for n, p in {**model.params, **head.params}.items() if n not in pooler}
+    grads = {**model.grads, **head.grads}
+    assert assert_gradients(loss, tensors, grads, tol=TOL)
+    assert not any(grads[n].any() for n in pooler if n in grads)
+
+
 def test_frozen_parameters_get_no_gradient_and_others_are_unchanged(config, batch, monkeypatch):
     full = model64(config)
     _, R1, R2 = whole_model_loss(full, batch)

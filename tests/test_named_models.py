@@ -42,3 +42,64 @@ def test_an_architecture_alone_builds_a_random_model_only_where_allowed(tmp_path
                                                       "intermediate_size": 32}))
     assert not has_weights(tmp_path)
     assert minibert.BertModel.from_pretrained(tmp_path, allow_random=True).config.hidden_size == 16
+
+
+def pooling_folder(tmp_path, pooling_config, modules=None, folder_name="1_Pooling"):
+    """A checkpoint folder (tiny weights) with a sentence-transformers pooling config."""
+    folder = tmp_path / "model"
+    config = minibert.BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=16, max_position_embeddings=16,
+                                 vocab_size=30)
+    minibert.BertModel(config, seed=0).save_pretrained(folder)
+    if pooling_config is not None:
+        (folder / folder_name).mkdir()
+        (folder / folder_name / "config.json").write_text(
+            pooling_config if isinstance(pooling_config, str) else json.dumps(pooling_config))
+    if modules is not None:
+        (folder / "modules.json").write_text(json.dumps(modules))
+    return folder
+
+
+def flags(**on):
+    return {f"pooling_mode_{mode}": mode in on for mode in
+            ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens")}
+
+
+def test_the_default_pooling_is_the_checkpoints_own():
+    mode, why = named_models.default_pooling("minilm-l6")
+    assert mode == "mean"
+    assert why == "minilm-l6: 1_Pooling/config.json names pooling_mode_mean_tokens"
+    for name in ("bert-base-uncased", "tiny-random"):           # Google's BERT; no checkpoint
+        mode, why = named_models.default_pooling(name)
+        assert mode == "cls" and why.endswith("BERT's pooled [CLS]"), why
+
+
+@pytest.mark.parametrize("pooling_config, mode, named", [
+    (flags(cls_token=True), "cls", "pooling_mode_cls_token"),
+    (flags(mean_tokens=True), "mean", "pooling_mode_mean_tokens"),
+    (flags(max_tokens=True), "cls", "pooling_mode_max_tokens"),      # a mode minibert lacks
+    (flags(cls_token=True, mean_tokens=True), "cls",                 # two at once: concatenated
+     "pooling_mode_cls_token, pooling_mode_mean_tokens"),
+    ({"pooling_mode": "mean"}, "mean", "pooling_mode_mean"),         # newer files name one
+    (None, "cls", None)])
+def test_a_folders_pooling_config_gives_the_default(tmp_path, pooling_config, mode, named):
+    folder = pooling_folder(tmp_path, pooling_config)
+    got, why = named_models.default_pooling(str(folder))
+    assert got == mode
+    assert why.startswith(f"{folder}: ")
+    assert (f"1_Pooling/config.json names {named}" in why if named else
+            "no sentence-transformers pooling config; BERT's pooled [CLS]" in why), why
+
+
+def test_modules_json_says_where_the_pooling_config_is(tmp_path):
+    modules = [{"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "path": "2_Pool", "type": "sentence_transformers.models.Pooling"}]
+    folder = pooling_folder(tmp_path, flags(mean_tokens=True), modules, folder_name="2_Pool")
+    assert named_models.default_pooling(str(folder)) == (
+        "mean", f"{folder}: 2_Pool/config.json names pooling_mode_mean_tokens")
+
+
+def test_a_broken_pooling_config_is_named(tmp_path):
+    folder = pooling_folder(tmp_path, '{"pooling_mode_mean_tokens": tru')
+    with pytest.raises(ValueError, match=r"1_Pooling/config.json: expected JSON"):
+        named_models.default_pooling(str(folder))

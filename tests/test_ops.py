@@ -14,6 +14,7 @@ from minibert.ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from minibert.ops.embedding import embedding_backward, embedding_forward
 from minibert.ops.layernorm import layernorm_backward, layernorm_forward
 from minibert.ops.linear import linear_backward, linear_forward
+from minibert.ops.pooling import mean_pool_backward, mean_pool_forward
 from minibert.ops.losses import (cross_entropy_backward, cross_entropy_forward, mse_backward,
                                  mse_forward)
 
@@ -81,6 +82,18 @@ def test_gelu_tanh_form_differs_from_erf_form():
     x = np.linspace(-4, 4, 801)
     gap = np.abs(gelu_forward(x, "erf")[0] - gelu_forward(x, "tanh")[0]).max()
     assert 1e-4 < gap < 1e-3      # small but real: checkpoints saying "gelu" need the erf form
+
+
+def test_mean_pool_averages_the_tokens_and_gradients():
+    x = rand(3, 5, 4, seed=6)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    pooled, _ = mean_pool_forward(x, mask)
+    for b, n in enumerate(mask.sum(axis=1)):
+        np.testing.assert_allclose(pooled[b], x[b, :n].mean(axis=0), rtol=1e-12)
+    loss, R = projected(lambda: mean_pool_forward(x, mask)[0])
+    dx = mean_pool_backward(R, mean_pool_forward(x, mask)[1])
+    assert_gradients(loss, {"x": x}, {"x": dx}, tol=TOL)
+    assert not dx[1, 2:].any() and not dx[2, 1:].any()        # padding gets no gradient
 
 
 def test_tanh_gradients():

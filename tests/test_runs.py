@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minibert
+from minibert.adapter_files import read_adapter_file
 from minibert.checks import BadValue
 from minibert.cli import main
 from minibert.runs import RunSettings, run_eval, run_train
@@ -39,6 +40,28 @@ def test_train_writes_results_and_adapter_file(trec_run):
     assert 0.0 <= on_disk["score"] <= 1.0
     assert on_disk["trained_params"] / on_disk["total_params"] < 0.05
     assert (out / "adapter.safetensors").is_file()
+    # minilm-l6's own pooling, from its sentence-transformers config, and why
+    assert on_disk["pooling"] == on_disk["settings"]["pooling"] == "mean"
+    assert on_disk["pooling_reason"] == ("the default (minilm-l6: 1_Pooling/config.json names "
+                                         "pooling_mode_mean_tokens)")
+
+
+@pytest.mark.slow
+def test_pooling_by_hand_wins_and_is_recorded_in_results_and_file(tmp_path, capsys):
+    args = ["train", "--task", "TREC-6", "--method", "full", "--pooling", "cls", "--out",
+            str(tmp_path), "--epochs", "1", "--max-train-examples", "32",
+            "--max-eval-examples", "24", "--max-seq-length", "32"]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["pooling"] == results["settings"]["pooling"] == "cls"
+    assert results["pooling_reason"].startswith("set in the run's settings; the default is "
+                                                "mean (minilm-l6: 1_Pooling/config.json")
+    info, _ = read_adapter_file(tmp_path / "trained.safetensors")
+    assert info["head"]["pooling"] == "cls"
+    assert info["head"]["pooling_reason"] == results["pooling_reason"]
+    again = run_eval("TREC-6", "minilm-l6", tmp_path / "trained.safetensors",
+                     max_seq_length=32, max_eval_examples=24)
+    assert again["metrics"] == results["metrics"]
 
 
 @pytest.mark.slow

@@ -268,7 +268,7 @@ def _sequential_full(record, base, task_names, tokenizer, data):
     model = build_model(dataclasses.replace(base, method="full"))
     heads = {}
     for stage, task in enumerate(task_names):
-        heads[task] = new_head(model, data[task].spec, base.seed)
+        heads[task] = new_head(model, data[task].spec, base.seed, base.pooling)
         configure(model, heads[task], "full")
         fit(model, heads[task], tokenizer, data[task].train,
             dataclasses.replace(base, task=task, method="full"))

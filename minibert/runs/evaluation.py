@@ -14,6 +14,7 @@ import numpy as np
 from .. import checks, speed
 from ..adapter_files import load_training_file, read_adapter_file
 from ..backend import to_host
+from ..heads import QuestionAnsweringHead, SequenceClassificationHead
 from ..model import BertModel
 from ..named_models import DEFAULT_MODEL
 from ..tokenizer import Tokenizer
@@ -101,10 +102,10 @@ def prepare(model_name, adapters, device=None, kind="classification"):
     model = BertModel.from_pretrained(model_name, device=device)
     head = load_training_file(model, adapters)
     if kind == QUESTION_ANSWERING:
-        if head is None or head.reads_pooled:
+        if not isinstance(head, QuestionAnsweringHead):
             raise ValueError(f"{adapters}: holds no question-answering head; it cannot be "
                              "evaluated on SQuAD")
-    elif head is None or not head.reads_pooled:
+    elif not isinstance(head, SequenceClassificationHead):
         raise ValueError(f"{adapters}: holds no classification head, so it predicts no labels "
                          "(a question-answering head is scored on SQuAD alone)")
     return Trained(model, head, Tokenizer.from_pretrained(model_name))

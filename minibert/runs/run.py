@@ -27,7 +27,7 @@ from ..data import own_data, tasks
 from ..data.batching import epoch_batches, epoch_order, padding_share, token_lengths
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import evaluate
-from .settings import CHECKPOINT, is_question_answering
+from .settings import CHECKPOINT, is_question_answering, pooling_reason
 
 
 @dataclasses.dataclass
@@ -76,11 +76,12 @@ def build_model(settings, name=None):
     return model
 
 
-def new_head(model, spec, seed):
-    """A freshly initialised head for the task on the model's pooled output."""
+def new_head(model, spec, seed, pooling="cls", pooling_reason=None):
+    """A freshly initialised head for the task, on the model's pooled output (pooling "cls")
+    or on the mean of its token states ("mean")."""
     return SequenceClassificationHead(model.config.hidden_size, spec.num_labels,
                                       model.config.hidden_dropout_prob, device=model.device,
-                                      seed=seed)
+                                      seed=seed, pooling=pooling, pooling_reason=pooling_reason)
 
 
 def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=None, on_step=None,
@@ -144,7 +145,9 @@ class Run:
         return TaskData.load(self.settings)
 
     def new_head(self):
-        return new_head(self.model, self.data.spec, self.settings.seed)
+        settings = self.settings
+        return new_head(self.model, self.data.spec, settings.seed, settings.pooling,
+                        pooling_reason(settings.model, settings.pooling))
 
     def token_lengths(self):
         """The token count of each training example, for grouping and the padding share."""
@@ -226,6 +229,8 @@ class Run:
         return {
             "task": spec.name, "method": settings.method,
             "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
+            "pooling": settings.pooling,
+            "pooling_reason": pooling_reason(settings.model, settings.pooling),
             "metrics": metrics, "score": metrics["score"], "score_metric": spec.score,
             "eval_split": spec.eval_split, "trained_params": trained,
             "total_params": model.num_params() + head.num_params(),

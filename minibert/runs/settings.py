@@ -6,7 +6,8 @@ from pathlib import Path
 
 from .. import checks
 from ..adapters import DEFAULT_SIZE
-from ..named_models import DEFAULT_MODEL, check_model
+from ..heads import POOLINGS
+from ..named_models import DEFAULT_MODEL, check_model, default_pooling
 from ..train import DEFAULT_LR, METHODS, TrainSettings
 from ..data import checks as data_checks
 from ..data import own_data, tasks
@@ -31,6 +32,8 @@ class RunSettings:
                                        # or runs/<training file's stem>
     adapter_size: int = DEFAULT_SIZE
     adapter_init_std: float = 1e-3
+    pooling: str = None                # cls | mean; None: the checkpoint's (default_pooling);
+                                       # SQuAD's head reads every token and takes none
     top_k: int = None
     data_dir: str = None
     lr: float = None                   # None: the method's (train.DEFAULT_LR)
@@ -78,6 +81,7 @@ class RunSettings:
         # > 0, not >= 0 as for AdapterConfig: adapters of zero weights get zero weight gradients
         # and would stay zero, training their output bias alone
         checks.positive("adapter_init_std", self.adapter_init_std)
+        self.pooling = check_pooling("pooling", self.pooling, spec, self.model)
         if self.method == "top-k" or self.top_k is not None:
             checks.integer("top_k", self.top_k, 1, config.num_hidden_layers)
         if self.lr is not None:
@@ -185,6 +189,32 @@ def check_question_answering(spec, max_seq_length, doc_stride, max_query_length,
     checks.integer("max_answer_length", max_answer_length)
 
 
+def check_pooling(name, pooling, spec, model):
+    """The pooling of a sequence head: the one given, else the model's default; None for
+    extractive QA, which refuses one."""
+    if is_question_answering(spec):
+        if pooling is not None:
+            raise checks.BadValue(name, f"expected none for {spec.name} (its head scores every "
+                                        f"token and reads no pooled vector), found {pooling!r}")
+        return None
+    if pooling is not None:
+        return checks.choice(name, pooling, POOLINGS)
+    try:
+        return default_pooling(model)[0]
+    except (OSError, ValueError) as e:         # a checkpoint's broken pooling config
+        raise checks.BadValue("model", str(e)) from None
+
+
+def pooling_reason(model, pooling):
+    """Why a run's head reads `pooling`, in words, for results.json and the adapter file."""
+    if pooling is None:
+        return None
+    default, why = default_pooling(model)
+    if pooling == default:
+        return f"the default ({why})"
+    return f"set in the run's settings; the default is {default} ({why})"
+
+
 def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_length, device):
     """The checks a training run and an evaluation share; returns the model's config. spec None:
     your own files (checked by their own settings)."""
@@ -219,6 +249,8 @@ def resume_settings(out, given=None):
         saved = read_manifest(checkpoint)["extra"]["settings"]
     except ValueError as e:
         raise checks.BadValue("resume", str(e)) from None
+    # runs begun before heads had a pooling read the pooled [CLS]; SQuAD's head takes none
+    saved.setdefault("pooling", None if saved.get("task") == squad.SQUAD.name else "cls")
     settings = RunSettings(**{**saved, "out": str(out)})
     for name, now in (given or {}).items():
         then = getattr(settings, name)
