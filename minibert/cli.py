@@ -86,7 +86,7 @@ def train_command(args):
     given = {name: getattr(args, name) for name in RUN_DEFAULTS if getattr(args, name) is not None}
     settings = resume_settings(args.resume, given) if args.resume else RunSettings(**given)
     try:
-        results = run_train(settings, resume=bool(args.resume))
+        results = run_train(settings, resume=bool(args.resume), overwrite=args.overwrite)
     except Interrupted as stop:
         print(f"minibert train: {stop}", file=sys.stderr)
         return 130
@@ -318,6 +318,9 @@ def add_train_parser(commands):
     run.add_argument("--resume", metavar="DIR",
                      help="go on with the interrupted run in DIR, with its saved settings; "
                           "options given beside it must equal them")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the finished run in --out (its files stay until the new "
+                          "run's first checkpoint); without it such a folder is refused")
     data_file_arguments(run, {"--train": "train_file", "--dev": "dev_file", "--test": "test_file"},
                         from_adapter_file=False)
     run.add_argument("--regression", action="store_true", default=None,
@@ -427,7 +430,7 @@ def add_sweep_parser(commands, train):
     sweep.add_argument("--max-failures", type=int, default=3,
                        help="times a trial whose worker died is started again (default 3)")
     for action in train._actions:             # every other train option passes through
-        if action.dest not in {a.dest for a in sweep._actions} | {"seed", "resume"}:
+        if action.dest not in {a.dest for a in sweep._actions} | {"seed", "resume", "overwrite"}:
             sweep._add_action(action)
     return sweep
 

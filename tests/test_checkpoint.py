@@ -4,6 +4,7 @@ import dataclasses
 import errno
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -18,7 +19,7 @@ from minibert.cli import main
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
 from minibert.runs.checkpoint import FORMAT
 
-from conftest import without_timings
+from conftest import snapshot, without_timings
 
 
 def settings(out, **changes):
@@ -125,10 +126,9 @@ def test_corrupted_checkpoints_are_refused_by_name(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_full_disk_or_read_only_folder_keeps_earlier_results(uninterrupted, tmp_path, monkeypatch,
-                                                            capsys):
-    out, _ = uninterrupted
-    before = (out / "results.json").read_bytes()
+def test_full_disk_or_read_only_folder_loses_nothing(tmp_path, monkeypatch, capsys):
+    """results.json cannot be written: the run says why, and its checkpoint stays, so it can
+    be resumed to the same end."""
     original = os.replace
 
     def no_space(src, dst, *args, **kwargs):
@@ -136,18 +136,55 @@ def test_full_disk_or_read_only_folder_keeps_earlier_results(uninterrupted, tmp_
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
         return original(src, dst, *args, **kwargs)
     monkeypatch.setattr(os, "replace", no_space)
-    (out / CHECKPOINT).unlink(missing_ok=True)
-    args = ["train", "--task", "TREC-6", "--out", str(out), "--epochs", "1",
+    args = ["train", "--task", "TREC-6", "--out", str(tmp_path), "--epochs", "1",
             "--max-train-examples", "8", "--max-eval-examples", "8", "--max-seq-length", "16"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "results.json" in err
-    assert (out / "results.json").read_bytes() == before           # the earlier results, whole
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
-    (out / CHECKPOINT).unlink()                                    # what the failed run left
+    assert not (tmp_path / "results.json").exists() and (tmp_path / CHECKPOINT).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "results.json").read_text())["train_examples"] == 8
 
     assert main(["train", "--task", "TREC-6", "--out", "/proc/minibert-run"]) == 2
     assert "/proc/minibert-run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_replaced_only_with_overwrite_and_whole_until_then(
+        uninterrupted, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted[0], out)
+    finished = snapshot(out)
+    args = ["train", "--task", "TREC-6", "--out", str(out), "--epochs", "1", "--seed", "1",
+            "--max-train-examples", "8", "--max-eval-examples", "8", "--max-seq-length", "16"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    old = uninterrupted[1]
+    assert err == (f"minibert train: error: --out: expected a folder without a finished run, "
+                   f"found one in {out} (TREC-6 adapters, seed 0: accuracy {old['score']:.4f}); "
+                   "choose another --out, or give --overwrite to replace it\n")
+    assert snapshot(out) == finished
+
+    original = os.replace               # the new run fails before its first checkpoint
+
+    def no_space(src, dst, *args, **kwargs):
+        if str(dst).endswith(CHECKPOINT):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return original(src, dst, *args, **kwargs)
+    monkeypatch.setattr(os, "replace", no_space)
+    assert main([*args, "--overwrite"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    # the old run, whole (the folder itself changed: the run's lock came and went)
+    assert {k: v for k, v in snapshot(out).items() if k != "."} == {
+        k: v for k, v in finished.items() if k != "."}
+    monkeypatch.undo()
+
+    assert main([*args, "--overwrite"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert (results["seed"], results["train_examples"]) == (1, 8)
+    assert sorted(p.name for p in out.iterdir()) == ["adapter.safetensors", "results.json"]
 
 
 def test_empty_padding_only_and_overlong_inputs(tmp_path):
@@ -181,13 +218,36 @@ def test_resume_refuses_options_that_differ_from_the_saved_run(tmp_path, monkeyp
     class Started(Exception):
         pass
 
-    def start(settings, resume):
-        raise Started(settings, resume)
+    def start(settings, resume, overwrite):
+        raise Started(settings, resume, overwrite)
     monkeypatch.setattr(cli, "run_train", start)
     monkeypatch.chdir(tmp_path.parent)              # the same folder, spelled another way
     with pytest.raises(Started) as started:
         main(["train", "--resume", str(tmp_path), "--epochs", "2", "--out", tmp_path.name])
-    assert started.value.args == (saved, True)
+    assert started.value.args == (saved, True, False)
+
+
+def test_resume_takes_an_option_equal_to_the_value_the_run_used_by_default(tmp_path, capsys,
+                                                                            monkeypatch):
+    saved = settings(tmp_path, train_file=None)              # lr None: the method's, 1e-3
+    manifest = {"format": FORMAT, "extra": {"settings": dataclasses.asdict(saved)}}
+    safetensors.numpy.save_file({"x": np.zeros(1, np.float32)}, tmp_path / CHECKPOINT,
+                                metadata={"manifest": json.dumps(manifest)})
+    assert main(["train", "--resume", str(tmp_path), "--lr", "0.01"]) == 2
+    assert "error: --lr: expected 0.001, the setting of the run" in capsys.readouterr().err
+    started = []
+    monkeypatch.setattr(cli, "run_train", lambda *args, **kwargs: started.append(args))
+    with pytest.raises(TypeError):          # the stand-in returns no results to print
+        main(["train", "--resume", str(tmp_path), "--lr", "0.001"])
+    assert started == [(saved,)]          # resume and overwrite go by keyword
+
+
+def test_resume_on_a_finished_run_says_where_its_results_are(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("{}\n")
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"minibert train: error: --resume: expected an interrupted run, found a finished one "
+        f"in {tmp_path}: its results are in {tmp_path / 'results.json'}\n")
 
 
 def test_a_run_begun_before_heads_had_a_pooling_resumes_on_the_pooled_cls(tmp_path, monkeypatch):

@@ -134,7 +134,9 @@ def test_settings_for_your_own_files(tmp_path, monkeypatch):
         (tmp_path / name).write_text("review,label\ngood,pos\nbad,neg\n")
     settings = RunSettings(train_file="reviews.csv", dev_file="dev.csv", text_column="review")
     assert settings.task is None and settings.out == "runs/reviews"
-    assert settings.data_files() == {"train": "reviews.csv", "dev": "dev.csv"}
+    # saved absolute, so that --resume works from any folder
+    assert settings.data_files() == {"train": os.path.join(os.getcwd(), "reviews.csv"),
+                                     "dev": os.path.join(os.getcwd(), "dev.csv")}
     refusals = [
         (dict(task="SST-2"), "task: expected no task beside train_file (your files are the task), "
                              "found 'SST-2'"),

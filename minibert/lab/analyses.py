@@ -85,7 +85,8 @@ def _run(record, key, settings):
     """A training run recorded under `key`: skipped when already recorded, resumed from its
     checkpoint when an earlier invocation was interrupted in the middle of it."""
     if not record.done(key):
-        results = run_train(settings, resume=interrupted(settings))
+        # a run that finished but was not recorded (stopped in between) is run again
+        results = run_train(settings, resume=interrupted(settings), overwrite=True)
         record.add(key, {k: results[k] for k in ("task", "method", "adapter_size", "score",
                                                  "metrics", "trained_params", "total_params",
                                                  "train_seconds", "seed")}

@@ -27,7 +27,7 @@ from ..data import own_data, tasks
 from ..data.batching import epoch_batches, epoch_order, padding_share, token_lengths
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import evaluate
-from .settings import CHECKPOINT, is_question_answering, pooling_reason
+from .settings import CHECKPOINT, RESULTS, is_question_answering, pooling_reason
 
 
 @dataclasses.dataclass
@@ -174,9 +174,16 @@ class Run:
                                                self.optimizer)
         self.history = extra["history"]
 
+    replaces_finished_run = False     # run_train's overwrite: the folder holds an older run
+
     def save_checkpoint(self):
         save_checkpoint(self.checkpoint, self.model, self.head, self.optimizer, self.progress,
                         {"settings": dataclasses.asdict(self.settings), "history": self.history})
+        if self.replaces_finished_run:          # the new run has its own state now
+            for name in (RESULTS, "adapter.safetensors", "trained.safetensors",
+                         "predictions.json"):
+                (self.out / name).unlink(missing_ok=True)
+            self.replaces_finished_run = False
 
     def train(self):
         """Train to the last epoch with a progress bar, from where the run stands: after each
@@ -277,7 +284,7 @@ class Run:
             save_trained(self.model, self.out / "trained.safetensors", self.head,
                          self.settings.method, task, data)
         results = self.results()
-        write_atomically(self.out / "results.json", lambda tmp: Path(tmp).write_text(
+        write_atomically(self.out / RESULTS, lambda tmp: Path(tmp).write_text(
             json.dumps(results, indent=2) + "\n", "utf-8"))
         self.checkpoint.unlink()
         return results

@@ -2,6 +2,7 @@
 the method and its numbers. Checking reads the model's config and looks for the task's files,
 loading nothing. Also: the settings of an interrupted run, read back from its checkpoint."""
 import dataclasses
+import os
 from pathlib import Path
 
 from .. import checks
@@ -15,6 +16,7 @@ from ..qa import squad
 from .checkpoint import read_manifest
 
 CHECKPOINT = "checkpoint.safetensors"    # an interrupted run's, in its output folder
+RESULTS = "results.json"                 # a finished run's
 QUESTION_ANSWERING = squad.SQUAD.kind
 # every task a run takes, by name: the classification and regression tasks, and SQuAD
 TASKS = {**tasks.TASKS, squad.SQUAD.name: squad.SQUAD}
@@ -95,6 +97,10 @@ class RunSettings:
         checks.choice("group_by_length", self.group_by_length, (False, True))
         check_question_answering(spec, self.max_seq_length, self.doc_stride,
                                  self.max_query_length, self.max_answer_length)
+        # saved absolute, so that a run resumes from any folder
+        for name in ("data_dir", "train_file", "dev_file", "test_file"):
+            if getattr(self, name) is not None:
+                setattr(self, name, os.path.abspath(getattr(self, name)))
 
     def _check_no_files(self):
         """Without train_file, the options of your own files are not taken."""
@@ -237,11 +243,17 @@ def check_own_files(files, file_format, columns):
         data_checks.data_file(name, path, file_format, columns)
 
 
+PATHS = ("out", "data_dir", "train_file", "dev_file", "test_file")   # saved absolute
+
+
 def resume_settings(out, given=None):
     """The settings of the interrupted run whose checkpoint is in folder `out`, writing into
     `out`. `given` ({setting: value}) are settings asked for now: each must be the saved one,
     else checks.BadValue names it (a resumed run goes on as it began)."""
     checkpoint = checks.existing_folder("resume", out) / CHECKPOINT
+    if not checkpoint.is_file() and (Path(out) / RESULTS).is_file():
+        raise checks.BadValue("resume", f"expected an interrupted run, found a finished one in "
+                                        f"{out}: its results are in {Path(out) / RESULTS}")
     if not checkpoint.is_file():
         raise checks.BadValue("resume", f"expected a folder holding {CHECKPOINT} (an "
                                         f"interrupted run), found none in {out}")
@@ -253,7 +265,7 @@ def resume_settings(out, given=None):
     saved.setdefault("pooling", None if saved.get("task") == squad.SQUAD.name else "cls")
     settings = RunSettings(**{**saved, "out": str(out)})
     for name, now in (given or {}).items():
-        then = getattr(settings, name)
+        then = settings.learning_rate if name == "lr" else getattr(settings, name)
         if not _same_setting(name, then, now):
             raise checks.BadValue(name, f"expected {then!r}, the setting of the run being "
                                         f"resumed in {out}, found {now!r}; leave it out, or "
@@ -262,9 +274,9 @@ def resume_settings(out, given=None):
 
 
 def _same_setting(name, then, now):
-    """Whether a setting asked for now is the saved one: a path by the folder it names, an
-    example count with 0 as None (both: all examples)."""
-    if name == "out":
+    """Whether a setting asked for now is the saved one: a path by what it names, an example
+    count with 0 as None (both: all examples)."""
+    if name in PATHS and then is not None and now is not None:
         return Path(then).resolve() == Path(now).resolve()
     if name in ("max_train_examples", "max_eval_examples"):
         return then == (now or None)
