@@ -5,6 +5,7 @@ import zipfile
 
 import pytest
 
+from minibert.cli import main
 from minibert.data import tasks, wheels
 from minibert.data.own_data import Columns, load_training_data, read_labelled, read_unlabelled
 from minibert.data.tasks import Example
@@ -80,6 +81,37 @@ def test_a_bad_training_file_is_refused_naming_file_line_and_column(tmp_path, tr
         load_training_data(paths, COLUMNS)
     assert str(error.value).startswith(f"{paths['train']}, {message}" if "line" in message
                                        or "column" in message else f"{paths['train']}: {message}")
+
+
+LABEL_FILES = {      # labels the writer did not mean as classes of their own
+    "empty": ("review,sentiment\nGreat film,pos\nNice one,\nDull,neg\nOk,\n",
+              "lines 3, 5, column 'sentiment': the label is empty; give every row a label (a "
+              "text holding the separator must be quoted)"),
+    "trailing space": ("review,sentiment\nGreat film,pos\nDull,neg\nFine,pos \n",
+                       "line 4, column 'sentiment': label 'pos ' has spaces around it (labels "
+                       "are matched exactly: 'pos ' is not 'pos'); remove them"),
+    "case": ("review,sentiment\nGreat film,pos\nDull,neg\nFine,Pos\n",
+             "column 'sentiment': labels 'pos' (line 2) and 'Pos' (line 4) differ only in case "
+             "and would be two classes; write them one way"),
+    "written 'text, label'": ("review,sentiment\nGreat film, pos\nDull, neg\nFine, pos\n",
+                              "column 'sentiment': every label begins with a space (line 2: "
+                              "' pos'), as in a file written 'text, label'; write the separator "
+                              "without a space after it"),
+}
+
+
+@pytest.mark.parametrize("case", LABEL_FILES)
+def test_labels_the_writer_did_not_mean_are_refused_before_training(tmp_path, capsys, case):
+    body, message = LABEL_FILES[case]
+    (tmp_path / "reviews.csv").write_text(body)
+    (tmp_path / "dev.csv").write_text("review,sentiment\nGood,pos\nBad,neg\n")
+    argv = ["train", "--train", str(tmp_path / "reviews.csv"), "--dev", str(tmp_path / "dev.csv"),
+            "--text-column", "review", "--label-column", "sentiment", "--out",
+            str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (f"minibert train: error: {tmp_path / 'reviews.csv'}, "
+                                       f"{message}\n")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("line, message", [

@@ -192,3 +192,19 @@ def test_the_runs_public_names_are_what_they_say_not_submodules():
     for name in runs.__all__:
         assert not inspect.ismodule(getattr(runs, name)), name
     assert {runs.predict.__module__, runs.evaluate.__module__} == {"minibert.runs.evaluation"}
+
+
+@pytest.mark.slow
+def test_training_shows_its_labels_and_warns_of_a_run_too_short_or_a_class_too_small(
+        tmp_path, capsys):
+    rows = [f"good film {i},pos\nbad film {i},neg\n" for i in range(30)]
+    (tmp_path / "t.csv").write_text("text,label\n" + "".join(rows) + "meh,mid\n")
+    assert main(["train", "--train", str(tmp_path / "t.csv"), "--dev", str(tmp_path / "t.csv"),
+                 "--epochs", "1", "--max-seq-length", "16", "--out", str(tmp_path / "r")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        "labels (training rows): mid 1, neg 30, pos 30",
+        "warning: label 'mid' has 1 training row; a class needs 5 at least to be learnt",
+        "warning: this run makes 2 optimizer steps (61 examples, batch 32, 1 epoch); under 20 "
+        "the model barely moves from where it began: give more --epochs or a smaller "
+        "--batch-size"]

@@ -76,7 +76,45 @@ def read_labelled(path, file_format, columns, regression):
         examples.append(Example(texts[0], texts[1] if len(texts) == 2 else None, label, line))
     if not examples:
         raise ValueError(f"{path}: no examples (the file has no data rows)")
+    if not regression:
+        check_labels(examples, path, columns)
     return examples
+
+
+def check_labels(examples, path, columns):
+    """Labels mean what their writer meant: none empty, none with spaces around it (that would
+    be another class), no two that differ only in case. The first problem is named, with its
+    lines."""
+    where = f"column {columns.label!r}"
+    empty = [e.line for e in examples if e.label == ""]
+    if empty:
+        raise ValueError(f"{path}, {_lines(empty)}, {where}: the label is empty; give every "
+                         "row a label (a text holding the separator must be quoted)")
+    padded = [e for e in examples if e.label != e.label.strip()]
+    if padded and len(padded) == len(examples) and all(e.label[0] == " " for e in padded):
+        raise ValueError(f"{path}, {where}: every label begins with a space (line "
+                         f"{padded[0].line}: {padded[0].label!r}), as in a file written "
+                         "'text, label'; write the separator without a space after it")
+    if padded:
+        e = padded[0]
+        raise ValueError(f"{path}, {_lines([e.line for e in padded])}, {where}: label "
+                         f"{e.label!r} has spaces around it (labels are matched exactly: "
+                         f"{e.label!r} is not {e.label.strip()!r}); remove them")
+    first = {}
+    for e in examples:
+        other = first.setdefault(e.label.casefold(), e)
+        if other.label != e.label:
+            raise ValueError(f"{path}, {where}: labels {other.label!r} (line {other.line}) and "
+                             f"{e.label!r} (line {e.line}) differ only in case and would be two "
+                             "classes; write them one way")
+
+
+def _lines(lines, shown=5):
+    """"line 4", or "lines 4, 9, 12 (and 3 more)"."""
+    if len(lines) == 1:
+        return f"line {lines[0]}"
+    more = f" (and {len(lines) - shown} more)" if len(lines) > shown else ""
+    return f"lines {', '.join(map(str, lines[:shown]))}{more}"
 
 
 def read_unlabelled(path, file_format, columns):

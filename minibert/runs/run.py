@@ -3,6 +3,7 @@ training, with an evaluation and a checkpoint after each epoch -> results.json (
 file). `Run.train` is the whole training loop in one place; `QuestionAnsweringRun` (qa_run.py)
 changes what a task of that kind changes. The analyses build their runs from the same steps.
 """
+import collections
 import contextlib
 import dataclasses
 import json
@@ -98,6 +99,15 @@ def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=Non
     return train(model, head, batches, settings.train_settings(),
                  math.ceil(len(examples) / settings.batch_size), optimizer, progress, on_step,
                  on_epoch)
+
+
+MIN_STEPS = 20            # fewer optimizer steps than this: a warning as training begins
+MIN_CLASS_ROWS = 5        # a class with fewer training rows: a warning too
+
+
+def plural(count, noun):
+    """"1 epoch", "3 epochs"."""
+    return f"{count:,d} {noun}{'' if count == 1 else 's'}"
 
 
 class Interrupted(RuntimeError):
@@ -197,6 +207,9 @@ class Run:
         bar = tqdm(total=total, desc=f"{self.data.spec.name} {settings.method}", unit="ex",
                    disable=None, initial=min(progress.step * settings.batch_size, total))
         with stop_requests() as requested, contextlib.closing(bar):
+            if progress.step == 0:
+                for line in self.data_summary(total_steps):
+                    bar.write(line)
             while progress.epoch < settings.epochs:
                 start = time.perf_counter()
                 for batch in self.epoch_batches(progress.epoch, progress.batch):
@@ -215,6 +228,25 @@ class Run:
                                           f"train --resume {self.out}")
                 mean_loss = progress.epoch_done()
                 self.end_epoch(bar, progress.epoch, time.perf_counter() - start, mean_loss)
+
+    def data_summary(self, total_steps):
+        """Lines shown as training begins: the labels found with their row counts, and a
+        warning where a run is too short to learn much or a class too small."""
+        settings, spec, lines = self.settings, self.data.spec, []
+        if spec.labels is not None:
+            counts = collections.Counter(e.label for e in self.data.train)
+            lines.append("labels (training rows): " + ", ".join(
+                f"{label} {counts[i]:,d}" for i, label in enumerate(spec.labels)))
+            lines += [f"warning: label {label!r} has {plural(counts[i], 'training row')}; a "
+                      f"class needs {MIN_CLASS_ROWS} at least to be learnt"
+                      for i, label in enumerate(spec.labels) if counts[i] < MIN_CLASS_ROWS]
+        if total_steps < MIN_STEPS:
+            lines.append(f"warning: this run makes {plural(total_steps, 'optimizer step')} "
+                         f"({plural(len(self.data.train), 'example')}, batch "
+                         f"{settings.batch_size}, {plural(settings.epochs, 'epoch')}); under "
+                         f"{MIN_STEPS} the model barely moves from where it began: give more "
+                         "--epochs or a smaller --batch-size")
+        return lines
 
     def end_epoch(self, bar, epoch, seconds, mean_loss):
         """Epoch `epoch` (counted from 1) is done: score it, record it, checkpoint."""
