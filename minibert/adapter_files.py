@@ -91,16 +91,17 @@ def _write(path, tensors, info):
         tensors, tmp, metadata={"format": "pt", "minibert": json.dumps(info)}))
 
 
-def read_adapter_file(path):
+def read_adapter_file(path, tensors=True):
     """(info dict, {name: float32 array}) of an adapter file or a trained file, refusing
-    anything else."""
+    anything else; with tensors=False, (info dict, None), the metadata alone read."""
+    wanted = tensors
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such adapter file")
     try:
         with safetensors.safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            tensors = {name: f.get_tensor(name) for name in f.keys()} if wanted else None
     except Exception as e:          # truncated or not safetensors at all
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
     try:

@@ -146,7 +146,8 @@ def eval_files_command(args, files):
 def predict_command(args):
     """Label the texts of a file with a trained adapter file: label and probabilities per row."""
     done = run_predict(args.adapters, args.input, args.output, args.model, given_columns(args),
-                       args.file_format, args.batch_size, args.max_seq_length, args.device)
+                       args.file_format, args.batch_size, args.max_seq_length, args.device,
+                       args.output_format)
     print(f"{done['examples']} rows labelled in {done['output']}")
     return 0
 
@@ -355,11 +356,16 @@ def add_predict_parser(commands):
     label.add_argument("--input", required=True, metavar="FILE",
                        help="the texts: a CSV, TSV or JSON Lines file")
     label.add_argument("--output", required=True, metavar="FILE",
-                       help="where to write the labels (.csv, .tsv or .jsonl)")
+                       help="where to write the input's rows with their labels (.csv, .tsv or "
+                            ".jsonl; never the input)")
+    label.add_argument("--output-format", choices=sorted(set(FORMATS.values())),
+                       help="csv | jsonl | tsv (default: from --output's extension)")
     label.add_argument("--model", default=RUN_DEFAULTS["model"],
                        help=f"the base model the adapters were trained on (default {DEFAULT_MODEL})")
     label.add_argument("--batch-size", type=int, default=RUN_DEFAULTS["batch_size"])
-    label.add_argument("--max-seq-length", type=int, help="default 128")
+    label.add_argument("--max-seq-length", type=int,
+                       help="default: the adapter file's (files written before it recorded one: "
+                            "128)")
     label.add_argument("--device", help="numpy | cupy")
     data_file_arguments(label, {}, label=False)
     return label

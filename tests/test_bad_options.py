@@ -174,7 +174,9 @@ COMMANDS = {
     "predict": (["predict", "--adapters", "adapter.safetensors", "--input", "data.csv",
                  "--output", "labels.csv"], {
         **DATA_FILE_OPTIONS, "--adapters": NOT_A_FILE, "--input": NOT_A_DATA_FILE,
-        "--output": texts("empty-folder", "a-file.txt/labels.csv", "labels.xml"),
+        "--output": texts("empty-folder", "a-file.txt/labels.csv", "labels.xml",
+                          "data.csv", "./data.csv"),            # the input itself
+        "--output-format": NOT_A_FORMAT,
         "--model": NOT_A_TRAINABLE_MODEL, "--batch-size": POSITIVE_INTEGER,
         "--max-seq-length": integers_outside(3, MINILM_POSITIONS), "--device": NOT_A_DEVICE}),
     "params": (["params"], {

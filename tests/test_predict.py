@@ -64,29 +64,66 @@ def test_eval_on_your_files_gives_the_runs_scores_exactly(own_run, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("output", ["labels.csv", "labels.jsonl"])
-def test_predict_writes_a_label_and_probabilities_per_row(own_run, output):
+@pytest.mark.parametrize("output, output_format", [("labels.csv", None), ("labels.jsonl", None),
+                                                   ("labels.txt", "tsv")])
+def test_predict_keeps_every_input_column_and_adds_label_and_probabilities(own_run, output,
+                                                                           output_format):
+    """No --max-seq-length: the 24 tokens the run was trained with, recorded in its file, so
+    predict agrees with the run's test score exactly."""
     files, out, results = own_run
     path = out.parent / output
-    assert main(["predict", "--adapters", str(out / "adapter.safetensors"), "--input",
-                 str(files["test"]), "--output", str(path), "--max-seq-length", "24"]) == 0
+    argv = ["predict", "--adapters", str(out / "adapter.safetensors"), "--input",
+            str(files["test"]), "--output", str(path)]
+    assert main(argv + (["--output-format", output_format] if output_format else [])) == 0
     if output.endswith(".jsonl"):
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         probabilities = [row["probabilities"] for row in rows]
+        assert list(rows[0]) == ["id", "review", "sentiment", "predicted_label", "probabilities"]
     else:
         with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        assert list(rows[0]) == ["line", "review", "label", "p(neg)", "p(pos)"]
+            rows = list(csv.DictReader(f, delimiter="\t" if output_format == "tsv" else ","))
+        assert list(rows[0]) == ["id", "review", "sentiment", "predicted_label", "p(neg)",
+                                 "p(pos)"]
         probabilities = [{"neg": float(r["p(neg)"]), "pos": float(r["p(pos)"])} for r in rows]
     with open(files["test"], newline="") as f:
         truth = list(csv.DictReader(f))
-    assert [r["review"] for r in rows] == [t["review"] for t in truth]
-    assert [int(r["line"]) for r in rows] == list(range(2, 2 + len(truth)))
+    assert [{k: r[k] for k in ("id", "review", "sentiment")} for r in rows] == truth
     for row, p in zip(rows, probabilities):
         assert sum(p.values()) == pytest.approx(1, abs=1e-6)
-        assert row["label"] == max(p, key=p.get)
-    accuracy = np.mean([r["label"] == t["sentiment"] for r, t in zip(rows, truth)])
+        assert row["predicted_label"] == max(p, key=p.get)
+    accuracy = np.mean([r["predicted_label"] == t["sentiment"] for r, t in zip(rows, truth)])
     assert accuracy == results["test_metrics"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_predict_never_writes_over_its_input_and_its_names_never_collide(own_run, tmp_path,
+                                                                        capsys):
+    files, out, _ = own_run
+    adapters = ["--adapters", str(out / "adapter.safetensors")]
+    texts = tmp_path / "texts.csv"
+    texts.write_text("predicted_label,review,p(pos)\nx,a wonderful film,y\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(texts)
+    before = texts.read_bytes()
+    for output in (texts, link):
+        assert main(["predict", *adapters, "--input", str(texts), "--output", str(output)]) == 2
+        assert capsys.readouterr().err == (
+            f"minibert predict: error: --output: expected a file other than the input, found "
+            f"{output}, which is {texts}; choose another --output (predict never writes over "
+            "its input)\n")
+    assert texts.read_bytes() == before
+    assert main(["predict", *adapters, "--input", str(texts), "--output",
+                 str(tmp_path / "labels.txt")]) == 2
+    assert capsys.readouterr().err == (
+        f"minibert predict: error: --output: {tmp_path / 'labels.txt'}: cannot tell the format "
+        "from the extension .txt; expected .csv, .tsv, .jsonl, .ndjson, or give --output-format\n")
+    labelled = tmp_path / "labelled.csv"
+    assert main(["predict", *adapters, "--input", str(texts), "--output", str(labelled)]) == 0
+    with open(labelled, newline="") as f:
+        row, = list(csv.DictReader(f))
+    assert list(row) == ["predicted_label", "review", "p(pos)", "_predicted_label", "p(neg)",
+                         "_p(pos)"]
+    assert (row["predicted_label"], row["p(pos)"]) == ("x", "y")      # the input's, as it was
 
 
 @pytest.mark.slow
@@ -110,8 +147,8 @@ def test_regression_from_json_lines(tmp_path, capsys):
                  "--max-seq-length", "24"]) == 0
     with open(tmp_path / "values.tsv", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    assert list(rows[0]) == ["line", "text", "value"] and len(rows) == 8
-    assert all(np.isfinite(float(r["value"])) for r in rows)
+    assert list(rows[0]) == ["text", "stars", "predicted_value"] and len(rows) == 8
+    assert all(np.isfinite(float(r["predicted_value"])) for r in rows)
 
 
 @pytest.mark.slow
@@ -159,5 +196,5 @@ def test_a_fully_fine_tuned_run_keeps_a_model_that_eval_and_predict_load(own_run
     rows = [json.loads(line) for line in labels.read_text().splitlines()]
     with open(files["test"], newline="") as f:
         truth = [row["sentiment"] for row in csv.DictReader(f)]
-    accuracy = np.mean([row["label"] == label for row, label in zip(rows, truth)])
+    accuracy = np.mean([row["predicted_label"] == label for row, label in zip(rows, truth)])
     assert len(rows) == 24 and accuracy == results["test_metrics"]["accuracy"]

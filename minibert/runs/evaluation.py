@@ -87,11 +87,24 @@ class Trained:
 def check(spec, splits, model_name, adapters, data_dir, batch_size, max_seq_length, device,
           max_eval_examples=None):
     """The checks every evaluation and prediction makes first; returns the sequence length
-    (the task's default when None) and the example count (None: all)."""
+    (when None: the one the adapter file records, else the task's default) and the example
+    count (None: all)."""
+    if max_seq_length is None:
+        max_seq_length = recorded_length(adapters)
     max_seq_length = default_sequence_length(spec, max_seq_length)
     check_data_and_model(spec, splits, model_name, data_dir, batch_size, max_seq_length, device)
     checks.existing_file("adapters", adapters)
     return max_seq_length, checks.example_count("max_eval_examples", max_eval_examples)
+
+
+def recorded_length(adapters):
+    """The max_seq_length an adapter file was trained with; None where it does not say (files
+    written before it was recorded, or not a readable file: refused later, by name)."""
+    try:
+        info, _ = read_adapter_file(adapters, tensors=False)
+    except (OSError, ValueError, TypeError):
+        return None
+    return (info.get("data") or {}).get("max_seq_length")
 
 
 def prepare(model_name, adapters, device=None, kind="classification"):
@@ -117,7 +130,7 @@ def trained_data(adapters, columns):
     text_pair_column, label_column}: names given now, None to take the file's (else text and
     label). A file that cannot say is refused as a bad `adapters`."""
     try:
-        info, _ = read_adapter_file(adapters)
+        info, _ = read_adapter_file(adapters, tensors=False)
     except ValueError as e:
         raise checks.BadValue("adapters", str(e)) from None
     data, head = info.get("data") or {}, info["head"]

@@ -55,15 +55,16 @@ class TaskData:
 
     def description(self, settings):
         """What an adapter file records of the data, so that eval and predict read new files
-        the same way: the labels (None: regression) and, for your own files, the columns. None
+        the same way: the labels (None: regression), the length the texts were cut to and,
+        for your own files, the columns. None
         for extractive QA: its answers are spans of the context, not labels."""
         if is_question_answering(self.spec):
             return None
         labels = None if self.spec.labels is None else list(self.spec.labels)
         if settings.train_file is None:
-            return {"labels": labels}
+            return {"labels": labels, "max_seq_length": settings.max_seq_length}
         return {"labels": labels, **settings.columns().by_setting(),
-                "regression": settings.regression}
+                "regression": settings.regression, "max_seq_length": settings.max_seq_length}
 
 
 def build_model(settings, name=None):
