@@ -70,6 +70,32 @@ def test_eval_reproduces_the_training_score_exactly(trec_run):
     again = run_eval("TREC-6", "minilm-l6", out / "adapter.safetensors",
                      max_seq_length=SMALL["max_seq_length"], max_eval_examples=40)
     assert again["metrics"] == results["metrics"]
+    # without max_seq_length: the length the file records, the run's 48 (not 128)
+    assert run_eval("TREC-6", "minilm-l6", out / "adapter.safetensors",
+                    max_eval_examples=40)["metrics"] == results["metrics"]
+
+
+@pytest.mark.slow
+@needs_glue
+def test_an_adapter_file_is_scored_only_on_the_task_it_was_trained_on(trec_run, tmp_path,
+                                                                      capsys):
+    out, _ = trec_run
+    adapters = out / "adapter.safetensors"
+    assert main(["eval", "--task", "MRPC", "--data-dir", GLUE_DIR, "--adapters",
+                 str(adapters)]) == 2
+    assert capsys.readouterr().err == (
+        f"minibert eval: error: --adapters: expected an adapter file trained on MRPC, found "
+        f"{adapters}, trained on TREC-6 (another task); score it on what it was trained on\n")
+    (tmp_path / "t.csv").write_text("text,label\na good film,pos\na bad film,neg\n")
+    assert main(["train", "--train", str(tmp_path / "t.csv"), "--dev", str(tmp_path / "t.csv"),
+                 "--epochs", "1", "--out", str(tmp_path / "own")]) == 0
+    own = tmp_path / "own" / "adapter.safetensors"
+    capsys.readouterr()
+    assert main(["eval", "--task", "MRPC", "--data-dir", GLUE_DIR, "--adapters", str(own)]) == 2
+    assert capsys.readouterr().err == (
+        f"minibert eval: error: --adapters: expected an adapter file trained on MRPC, found "
+        f"{own}, trained on {tmp_path / 't.csv'} (your own files); score it on what it was "
+        "trained on\n")
 
 
 @pytest.mark.slow

@@ -97,6 +97,21 @@ def check(spec, splits, model_name, adapters, data_dir, batch_size, max_seq_leng
     return max_seq_length, checks.example_count("max_eval_examples", max_eval_examples)
 
 
+def check_trained_on(adapters, spec):
+    """An adapter file trained on a named task is scored on that task alone: on another, its
+    labels would mean other things (a file that cannot be read is refused later, by name)."""
+    try:
+        info, _ = read_adapter_file(adapters, tensors=False)
+    except (OSError, ValueError):
+        return
+    task, data = info.get("task"), info.get("data") or {}
+    if task is not None and task != spec.name:
+        what = "your own files" if "label_column" in data else "another task"
+        raise checks.BadValue("adapters", f"expected an adapter file trained on {spec.name}, "
+                                          f"found {adapters}, trained on {task} ({what}); "
+                                          "score it on what it was trained on")
+
+
 def recorded_length(adapters):
     """The max_seq_length an adapter file was trained with; None where it does not say (files
     written before it was recorded, or not a readable file: refused later, by name)."""
@@ -162,6 +177,7 @@ def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_l
     max_seq_length, max_eval_examples = check(spec, (spec.eval_split,), model_name, adapters,
                                               data_dir, batch_size, max_seq_length, device,
                                               max_eval_examples)
+    check_trained_on(adapters, spec)
     examples = tasks.load_examples(spec.name, spec.eval_split, data_dir, max_eval_examples)
     trained = prepare(model_name, adapters, device)
     if trained.head.num_labels != spec.num_labels:
