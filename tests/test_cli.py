@@ -4,7 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from minibert.cli import main
+import pytest
+
+import minibert
+from minibert.cli import main, make_parser
+from minibert.runs import RunSettings
 
 
 def test_gradcheck_passes_and_prints_every_tensor(capsys):
@@ -36,3 +40,26 @@ def test_commands_that_draw_nothing_do_not_import_matplotlib():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
+
+
+def test_version_usage_and_help_on_every_option(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"minibert {minibert.__version__}\n"
+    assert main([]) == 2                         # a bare `minibert`: the commands, not one line
+    assert capsys.readouterr().out.startswith("usage: minibert")
+    _, commands = make_parser()
+    unexplained = [(name, action.option_strings[-1]) for name, parser in commands.choices.items()
+                   for action in parser._actions
+                   if action.option_strings and action.dest != "help" and not action.help]
+    assert unexplained == []
+
+
+def test_task_names_are_matched_without_regard_to_case_and_a_near_miss_is_named(capsys):
+    assert RunSettings(task="trec-6").task == RunSettings(task="trec6").task == "TREC-6"
+    assert main(["train", "--task", "TRECC-6"]) == 2
+    assert capsys.readouterr().err.endswith("found 'TRECC-6'; did you mean 'TREC-6'?\n")
+    assert main(["train", "--task", "TREC-6", "--top-k", "3"]) == 2
+    assert capsys.readouterr().err == ("minibert train: error: --top-k: expected none with "
+                                       "method adapters (method top-k alone takes it), found 3\n")

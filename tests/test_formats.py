@@ -72,3 +72,21 @@ def test_an_empty_file_is_refused(tmp_path):
 def test_a_bom_is_dropped(tmp_path):
     path = write(tmp_path, "a.csv", "\ufefftext,label\ngood,pos\n")
     assert columns_of(path, "csv") == ["text", "label"]
+
+
+def test_a_tsv_saved_as_csv_is_named_as_one(tmp_path, capsys):
+    from minibert.cli import main
+    (tmp_path / "t.csv").write_text("review\tsentiment\ngood\tpos\nbad\tneg\n")
+    assert main(["train", "--train", str(tmp_path / "t.csv"), "--dev", str(tmp_path / "t.csv"),
+                 "--text-column", "review", "--label-column", "sentiment"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "its columns: 'review\\tsentiment'; its header holds tabs: a TSV file? give "
+        "--file-format tsv\n")
+
+
+def test_a_broken_json_line_is_named_at_its_column(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"\n')
+    # 30 characters, then the "}" it lacks: column 31, not column 1 of a line after the newline
+    with pytest.raises(ValueError, match=r"t.jsonl, line 2, column 31: not valid JSON"):
+        list(read_rows(path, "jsonl"))

@@ -105,7 +105,7 @@ def test_an_adapter_file_is_scored_only_on_the_task_it_was_trained_on(trec_run, 
 def test_glue_tasks_and_methods_run_from_the_command_line(tmp_path, capsys, task, method):
     args = ["train", "--task", task, "--method", method, "--out", str(tmp_path), "--epochs", "1",
             "--max-train-examples", "32", "--max-eval-examples", "32", "--max-seq-length", "40",
-            "--data-dir", GLUE_DIR, "--top-k", "2"]
+            "--data-dir", GLUE_DIR] + (["--top-k", "2"] if method == "top-k" else [])
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["task"] == task and results["method"] == method
@@ -166,10 +166,13 @@ def test_settings_for_your_own_files(tmp_path, monkeypatch):
     refusals = [
         (dict(task="SST-2"), "task: expected no task beside train_file (your files are the task), "
                              "found 'SST-2'"),
-        (dict(dev_file=None), "dev_file: expected a dev file beside train_file (it is scored "
+        (dict(dev_file=None), "dev_file: expected a dev file beside the training file (it is scored "
                               "after every epoch), found none"),
-        (dict(text_column="text"), "text_column: expected a column of reviews.csv, found 'text'; "
-                                   "its columns: 'review', 'label'"),
+        (dict(text_column="text"), "text_column: expected a column of reviews.csv, but it has "
+                                   "no column 'text'; its columns: 'review', 'label'"),
+        (dict(label_column="lable"), "label_column: expected a column of reviews.csv, but it "
+                                     "has no column 'lable'; its columns: 'review', 'label'; "
+                                     "did you mean 'label'?"),
         (dict(train_file=None), "dev_file: expected no dev_file without train_file (a task's "
                                 "splits are its own), found 'dev.csv'"),
         (dict(train_file=None, dev_file=None, regression=True),

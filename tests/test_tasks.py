@@ -167,7 +167,7 @@ def test_missing_file_in_glue_dir(tmp_path, monkeypatch):
 def test_no_data_folder_at_all(monkeypatch):
     monkeypatch.delenv("GLUE_DIR", raising=False)
     with pytest.raises(FileNotFoundError, match=r"RTE: no data folder given.*RTE/dev\.tsv.*"
-                                                r"\$GLUE_DIR or --data-dir"):
+                                                r"\$GLUE_DIR, or give --data-dir"):
         load_examples("RTE", "dev")
 
 

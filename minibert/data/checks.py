@@ -7,7 +7,7 @@ from . import formats, tasks
 
 def task(name, value):
     """A task's name -> its tasks.Task."""
-    return tasks.TASKS[checks.choice(name, value, tasks.TASKS)]
+    return tasks.TASKS[checks.name_among(name, value, tasks.TASKS)]
 
 
 def task_files(name, task, data_dir, splits):
@@ -44,6 +44,17 @@ def data_file(name, value, file_format, columns):
         raise checks.BadValue(name, str(e)) from None
     for setting, wanted in columns.items():
         if wanted is not None and wanted not in found:
-            raise checks.BadValue(setting, f"expected a column of {path}, found {wanted!r}; "
-                                           f"its columns: {', '.join(map(repr, found))}")
+            raise checks.BadValue(setting, f"expected a column of {path}, but it has no column "
+                                           f"{wanted!r}; its columns: "
+                                           f"{', '.join(map(repr, found))}"
+                                           f"{_hint(found, file_format) or checks.nearest(wanted, found)}")
     return path
+
+
+def _hint(found, file_format):
+    """What a header read as one column holding tabs or semicolons most likely is."""
+    if len(found) != 1 or file_format is not None:
+        return ""
+    if "\t" in found[0]:
+        return "; its header holds tabs: a TSV file? give --file-format tsv"
+    return ""

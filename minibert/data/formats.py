@@ -90,7 +90,7 @@ def _json_rows(lines, path):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line.rstrip("\r\n"))     # a column past the end, not line 2's
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}, line {number}, column {e.colno}: not valid JSON "
                              f"({e.msg})") from None

@@ -174,7 +174,8 @@ def run_sweep(out, base, grid, engine=None, report=print):
         record = Record(out, "sweep", {"base": shared, "grid": dataclasses.asdict(grid),
                                        "trials": list(trials)})
         left = {name: settings for name, settings in trials.items() if not record.done(name)}
-        report(f"sweep: {len(trials)} trials, {len(trials) - len(left)} done earlier, "
+        report(f"sweep: {checks.plural(len(trials), 'trial')}, "
+               f"{len(trials) - len(left)} done earlier, "
                f"{len(left)} to run")
         if left:
             run_on_ray(left, engine, record, list(trials), report)

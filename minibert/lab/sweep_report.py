@@ -11,6 +11,7 @@ import numpy as np
 
 # the analyses' figure helpers: matplotlib's object API, imported at the first figure
 from ..atomic import write_atomically
+from ..checks import plural
 from .analyses import save_figure, subplots
 
 
@@ -44,7 +45,7 @@ def selection(trials):
 
 def _describe(key):
     lr, epochs, size = key
-    return f"lr {lr:g}, {epochs} epochs" + ("" if size is None else f", size {size}")
+    return f"lr {lr:g}, {plural(epochs, 'epoch')}" + ("" if size is None else f", size {size}")
 
 
 def _mean_std(row, scale):
@@ -59,7 +60,7 @@ def format_table(data, trials):
     rows = configurations(trials)
     scale = 100.0
     lines = [f"{first['task']} {first['method']}: {first['eval_split']} {first['score_metric']} "
-             f"(x100), {len(trials)} trials; {data['settings']['base']['model']}, "
+             f"(x100), {plural(len(trials), 'trial')}; {data['settings']['base']['model']}, "
              f"{first['train_examples']} training examples",
              "", "| configuration | seeds | mean ± std | scores by seed | s per trial |",
              "|---|---|---|---|---|"]
@@ -99,11 +100,12 @@ def draw(trials, out):
                     label=f"best trial (seed {pick['seed']})")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
-        ax.set_title(f"{count} epochs")
+        ax.set_title(plural(count, "epoch"))
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel(f"{first['eval_split']} {first['score_metric']} (mean ± std over "
                           f"seeds)")
-    fig.suptitle(f"{first['task']} {first['method']}: {len(trials)} trials", fontsize=10)
+    fig.suptitle(f"{first['task']} {first['method']}: {plural(len(trials), 'trial')}",
+                 fontsize=10)
     return save_figure(fig, out, "sweep")
 
 

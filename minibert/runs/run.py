@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..adapter_files import save_adapters, save_trained
 from ..adapters import add_adapters
 from ..atomic import write_atomically
+from ..checks import plural
 from ..heads import SequenceClassificationHead
 from ..model import BertModel
 from ..param_names import is_adapter
@@ -104,11 +105,6 @@ def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=Non
 
 MIN_STEPS = 20            # fewer optimizer steps than this: a warning as training begins
 MIN_CLASS_ROWS = 5        # a class with fewer training rows: a warning too
-
-
-def plural(count, noun):
-    """"1 epoch", "3 epochs"."""
-    return f"{count:,d} {noun}{'' if count == 1 else 's'}"
 
 
 class Interrupted(RuntimeError):

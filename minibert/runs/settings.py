@@ -65,8 +65,8 @@ class RunSettings:
     def __post_init__(self):
         if self.train_file is None:
             self._check_no_files()
-            self.task = "TREC-6" if self.task is None else self.task
-            spec = task("task", self.task)
+            spec = task("task", "TREC-6" if self.task is None else self.task)
+            self.task = spec.name
         else:
             self._check_own_data()
             spec = None
@@ -84,7 +84,10 @@ class RunSettings:
         # and would stay zero, training their output bias alone
         checks.positive("adapter_init_std", self.adapter_init_std)
         self.pooling = check_pooling("pooling", self.pooling, spec, self.model)
-        if self.method == "top-k" or self.top_k is not None:
+        if self.top_k is not None and self.method != "top-k":
+            raise checks.BadValue("top_k", f"expected none with method {self.method} (method "
+                                           f"top-k alone takes it), found {self.top_k!r}")
+        if self.method == "top-k":
             checks.integer("top_k", self.top_k, 1, config.num_hidden_layers)
         if self.lr is not None:
             checks.positive("lr", self.lr)
@@ -119,7 +122,7 @@ class RunSettings:
             raise checks.BadValue("task", f"expected no task beside train_file (your files are "
                                           f"the task), found {self.task!r}")
         if self.dev_file is None:
-            raise checks.BadValue("dev_file", "expected a dev file beside train_file (it is "
+            raise checks.BadValue("dev_file", "expected a dev file beside the training file (it is "
                                               "scored after every epoch), found none")
         checks.choice("regression", self.regression, (False, True))
         check_own_files({f"{split}_file": path for split, path in self.data_files().items()},
@@ -152,7 +155,7 @@ class RunSettings:
 
 def task(name, value):
     """A task's name -> the task: a tasks.Task, or SQuAD's squad.QuestionAnsweringTask."""
-    return TASKS[checks.choice(name, value, TASKS)]
+    return TASKS[checks.name_among(name, value, TASKS)]
 
 
 def is_question_answering(spec):
