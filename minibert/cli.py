@@ -343,8 +343,9 @@ def add_eval_parser(commands):
     score = commands.add_parser("eval", help=eval_command.__doc__)
     score.add_argument("--task", help=", ".join(tasks.TASKS)
                        + ", SQuAD (or your own files: --dev, --test)")
-    score.add_argument("--adapters", required=True, help="an adapter file written by train "
-                       "(trained.safetensors for methods other than adapters)")
+    score.add_argument("--adapters", required=True, help="a run's folder, or the file its "
+                       "run wrote: adapter.safetensors (trained.safetensors for the other "
+                       "methods)")
     score.add_argument("--predictions", metavar="FILE",
                        help="SQuAD: write the answers there, {question id: answer text}, the "
                             "official format")
@@ -360,8 +361,9 @@ def add_eval_parser(commands):
 def add_predict_parser(commands):
     """`minibert predict`."""
     label = commands.add_parser("predict", help=predict_command.__doc__)
-    label.add_argument("--adapters", required=True, help="an adapter file written by train "
-                       "(trained.safetensors for methods other than adapters)")
+    label.add_argument("--adapters", required=True, help="a run's folder, or the file its "
+                       "run wrote: adapter.safetensors (trained.safetensors for the other "
+                       "methods)")
     label.add_argument("--input", required=True, metavar="FILE",
                        help="the texts: a CSV, TSV or JSON Lines file")
     label.add_argument("--output", required=True, metavar="FILE",

@@ -191,8 +191,8 @@ def test_a_fully_fine_tuned_run_keeps_a_model_that_eval_and_predict_load(own_run
     assert json.loads(capsys.readouterr().out)["files"]["test"]["metrics"] == \
         results["test_metrics"]
     labels = out / "labels.jsonl"
-    assert main(["predict", "--adapters", str(trained), "--input", str(files["test"]),
-                 "--output", str(labels), "--max-seq-length", "24"]) == 0
+    assert main(["predict", "--adapters", str(out), "--input", str(files["test"]),   # the folder
+                 "--output", str(labels)]) == 0
     rows = [json.loads(line) for line in labels.read_text().splitlines()]
     with open(files["test"], newline="") as f:
         truth = [row["sentiment"] for row in csv.DictReader(f)]

@@ -25,7 +25,8 @@ from ..qa.answers import best_answers, write_answers
 from ..qa.metric import squad_scores
 from ..qa.windows import make_windows, window_batches
 from .settings import (QUESTION_ANSWERING, check_data_and_model, check_own_files,
-                       check_question_answering, default_sequence_length, is_question_answering)
+                       check_question_answering, default_sequence_length, is_question_answering,
+                       trained_file)
 from .settings import task as check_task
 
 N_BEST = 20             # start and end candidates per window, as run_squad.py
@@ -171,6 +172,7 @@ def run_eval(task, model_name, adapters, data_dir=None, batch_size=32, max_seq_l
     """Score a base model + adapter file on the task's evaluation split; max_eval_examples
     None or 0: all. SQuAD takes the window settings and `predictions` of run_squad_eval."""
     spec = check_task("task", task)
+    adapters = trained_file("adapters", adapters)
     if is_question_answering(spec):
         return run_squad_eval(model_name, adapters, data_dir, batch_size, max_seq_length,
                               max_eval_examples, device, **question_answering)
@@ -196,6 +198,7 @@ def run_squad_eval(model_name, adapters, data_dir=None, batch_size=32, max_seq_l
     max_eval_examples questions (None or 0: all); write the answers to `predictions` (a path)
     when given."""
     spec = squad.SQUAD
+    adapters = trained_file("adapters", adapters)
     max_seq_length, max_eval_examples = check(spec, ("dev",), model_name, adapters, data_dir,
                                               batch_size, max_seq_length, device,
                                               max_eval_examples)
@@ -224,6 +227,7 @@ def run_eval_files(adapters, files, model_name=DEFAULT_MODEL, columns=None, file
     test), read with the adapter file's columns unless `columns` ({text_column, ...}) names
     others; max_seq_length None: 128."""
     columns = columns or {}
+    adapters = trained_file("adapters", adapters)
     if not files:
         raise checks.BadValue("dev_file", "expected a dev or a test file (or a task), found none")
     settings = {f"{split}_file": path for split, path in files.items()}

@@ -18,7 +18,7 @@ from ..atomic import write_atomically
 from ..named_models import DEFAULT_MODEL
 from ..data import formats, own_data
 from .evaluation import check, example_outputs, prepare, trained_data
-from .settings import check_own_files
+from .settings import check_own_files, trained_file
 
 
 def run_predict(adapters, input_file, output, model_name=DEFAULT_MODEL, columns=None,
@@ -27,6 +27,7 @@ def run_predict(adapters, input_file, output, model_name=DEFAULT_MODEL, columns=
     """Label every row of input_file with the base model + adapter file; write `output`
     atomically (max_seq_length None: the adapter file's, else 128; output_format None: from
     the output's extension). Returns {"output", "examples", "labels"}."""
+    adapters = trained_file("adapters", adapters)
     columns = {setting: name for setting, name in (columns or {}).items()
                if setting != "label_column"}                  # no labels needed
     check_own_files({"input": input_file}, file_format, columns)     # the columns named now

@@ -224,6 +224,22 @@ def pooling_reason(model, pooling):
     return f"set in the run's settings; the default is {default} ({why})"
 
 
+TRAINED_FILES = ("adapter.safetensors", "trained.safetensors")   # what a finished run keeps
+
+
+def trained_file(name, path):
+    """The file eval and predict load: `path` itself, or in a run's folder the file its run
+    wrote (the adapter file, or another method's trained file)."""
+    if path is None or not Path(path).is_dir():
+        return path
+    found = [Path(path) / f for f in TRAINED_FILES if (Path(path) / f).is_file()]
+    if len(found) != 1:
+        raise checks.BadValue(name, f"expected a run folder holding one of "
+                                    f"{', '.join(TRAINED_FILES)}, found "
+                                    f"{'both' if found else 'neither'} in {path}")
+    return found[0]
+
+
 def check_data_and_model(spec, splits, model, data_dir, batch_size, max_seq_length, device):
     """The checks a training run and an evaluation share; returns the model's config. spec None:
     your own files (checked by their own settings)."""
