@@ -230,3 +230,23 @@ def test_a_stopped_sweep_run_again_skips_finished_trials_and_resumes_the_rest(
     for name, entry in data["runs"].items():
         assert same_run(entry) == same_run(uninterrupted["runs"][name]), name
         assert (out / "trials" / name / "results.json").exists()
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_sweeps_log_in_a_file_has_every_trials_line_and_no_colour_codes(tiny_model, tmp_path):
+    """Written to a file, as `minibert sweep ... > log 2>&1` writes it: no ANSI colour codes,
+    no notice about Ray's token authentication, every trial's epoch line (none folded)."""
+    argv = ["sweep", "--out", str(tmp_path / "sweep"), "--lr", "1e-3", "3e-2", "--epochs", "1",
+            "--seeds", "1", "--adapter-size", "4", *options(base(tiny_model))]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_COLOR_PREFIX", "RAY_DEDUP_LOGS")}
+    with open(tmp_path / "log", "w") as log:
+        done = subprocess.run([sys.executable, "-c", "import sys; from minibert.cli import main; "
+                               f"sys.exit(main({argv!r}))"], stdout=log, stderr=subprocess.STDOUT,
+                              env=env, timeout=600)
+    text = (tmp_path / "log").read_text()
+    assert done.returncode == 0, text
+    assert "\x1b[" not in text and "Token authentication" not in text, text
+    assert text.count("epoch 1: train loss") == 2, text
+    assert "sweep: 2 trials, 0 done earlier, 2 to run" in text

@@ -23,8 +23,10 @@ shared file system): the trials write there and a retried trial may land on anot
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -259,6 +261,14 @@ def run_on_ray(trials, engine, record, names, report):
     # the results it returns
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # the trials' lines as they are: every trial's epoch line (Ray would fold alike lines of
+    # several trials into one), without colour codes in a log that is not a terminal
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    # token authentication stays on; only its notice, which asks nothing of a sweep, is quiet
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
     started_here = not ray.is_initialized()
     if started_here:
         # "local": a Ray of its own, even where `ray start` left a cluster running
