@@ -199,7 +199,9 @@ plt.show()
 # including the pooler that the head reads, while the adapters first have to grow from
 # almost nothing. minilm-l6 also has more to repair than most BERTs: it was trained as a
 # sentence-embedding model used through the *average* of its token vectors, not through the
-# pooled `[CLS]` vector that the head reads and that adapter tuning keeps frozen. With more steps the gap closes: on GLUE the paper finds adapters within
+# pooled `[CLS]` vector that the head reads and that adapter tuning keeps frozen (a head with
+# `pooling="mean"` reads that average instead; `minibert train` does so for minilm-l6 by
+# default, see `--pooling`). With more steps the gap closes: on GLUE the paper finds adapters within
 # 0.4 points of full fine-tuning (80.0 vs 80.4); `make run` trains on all 5,452 questions for
 # 3 epochs. The cost per step differs too: adapter tuning computes no weight gradients for the
 # frozen matrices, and AdamW keeps state only for the parameters that learn.
