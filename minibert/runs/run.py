@@ -230,7 +230,7 @@ class Run:
         """Lines shown as training begins: the labels found with their row counts, and a
         warning where a run is too short to learn much or a class too small."""
         settings, spec, lines = self.settings, self.data.spec, []
-        if spec.labels is not None:
+        if not is_question_answering(spec) and spec.labels is not None:
             counts = collections.Counter(e.label for e in self.data.train)
             lines.append("labels (training rows): " + ", ".join(
                 f"{label} {counts[i]:,d}" for i, label in enumerate(spec.labels)))
