@@ -72,9 +72,12 @@ def save_adapters(model, path, head=None, task=None, data=None):
 
 def save_trained(model, path, head, method, task=None, data=None):
     """Write the base model's trained weights (those `method` trained, model.trainable_names())
-    and the head to `path`, atomically, with the metadata an adapter file has."""
+    and the head to `path`, atomically, with the metadata an adapter file has. For full
+    fine-tuning the file holds the whole model, the weights it left unused too (the pooler,
+    under mean pooling), so that transformers loads it as a BertForSequenceClassification."""
     trained = model.trainable_names()
-    tensors = {n: np.ascontiguousarray(to_host(model.params[n]), np.float32) for n in trained}
+    stored = list(model.params) if method == "full" else trained
+    tensors = {n: np.ascontiguousarray(to_host(model.params[n]), np.float32) for n in stored}
     tensors.update({n: np.ascontiguousarray(to_host(p), np.float32)
                     for n, p in head.params.items()})
     info = {"format": TRAINED_FORMAT, "method": method, "task": task,
@@ -160,7 +163,10 @@ def load_training_file(model, path):
         return _load_adapter_set(model, path, info, tensors)
     _check_base(model, info, path, set(info["trained"]))
     head = head_from_metadata(info["head"], model.config.hidden_size, model.device, model.dtype)
-    expected = {n: tuple(model.params[n].shape) for n in info["trained"] if n in model.params}
+    # the trained weights, and what else the file holds of the base (a full fine-tuning's
+    # unused pooler): the latter equal to this base's, as its fingerprint says
+    stored = set(info["trained"]) | {n for n in tensors if n in model.params}
+    expected = {n: tuple(model.params[n].shape) for n in stored if n in model.params}
     expected.update({n: tuple(p.shape) for n, p in head.params.items()})
     _check_tensors(tensors, expected, path)
     for n in info["trained"]:

@@ -147,10 +147,12 @@ def test_saving_again_replaces_the_file_whole(tmp_path):
 
 
 # ---------------------------------------------------------------- trained files (other methods)
-def fine_tuned(method, top_k=None):
-    """A tiny model and head configured for `method`, every trained tensor moved."""
-    model = minibert.BertModel(tiny_config(), seed=0)
-    head = minibert.SequenceClassificationHead(8, 3, seed=2)
+def fine_tuned(method, top_k=None, pooling="cls", model=None):
+    """A tiny model (or `model`) and head configured for `method`, every trained tensor
+    moved."""
+    model = model or minibert.BertModel(tiny_config(), seed=0)
+    head = minibert.SequenceClassificationHead(model.config.hidden_size, 3, seed=2,
+                                               pooling=pooling)
     configure(model, head, method, top_k)
     rng = np.random.default_rng(3)
     for name in model.trainable_names():
@@ -175,6 +177,48 @@ def test_a_trained_file_holds_what_the_method_trained_and_predicts_exactly(tmp_p
     np.testing.assert_array_equal(predict(fresh, loaded, batch), expected)
     info, _ = read_adapter_file(path)
     assert info["method"] == method and info["data"] == {"labels": ["a", "b", "c"]}
+
+
+def test_a_full_fine_tuning_file_holds_the_whole_model_even_its_unused_pooler(tmp_path, batch):
+    model, head = fine_tuned("full", pooling="mean")
+    assert "pooler.dense.weight" not in model.trainable_names()       # mean pooling: unused
+    path = tmp_path / "trained.safetensors"
+    save_trained(model, path, head, "full")
+    assert set(safetensors.numpy.load_file(path)) == set(model.params) | {
+        "classifier.weight", "classifier.bias"}
+
+    def outputs(model, head):
+        seq, pooled = model.forward(**batch)
+        return head.forward_batch(seq, pooled, batch)[0]
+    fresh = minibert.BertModel(tiny_config(), seed=0)
+    np.testing.assert_array_equal(outputs(fresh, load_training_file(fresh, path)),
+                                  outputs(model, head))
+
+
+@pytest.mark.slow
+def test_transformers_loads_a_full_fine_tuning_file_and_gives_its_logits(tmp_path):
+    """The file of `train --method full` is a BertForSequenceClassification checkpoint: beside
+    the base's config.json, transformers loads it with nothing missing and nothing left over,
+    and its logits are minibert's (float32 on both sides, relative to their scale)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from minibert import named_models
+    from closeness import assert_close
+    base = named_models.folder_of("minilm-l6")
+    model, head = fine_tuned("full", model=minibert.BertModel.from_pretrained(base))
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    save_trained(model, folder / "model.safetensors", head, "full")
+    (folder / "config.json").write_text((base / "config.json").read_text())
+    reference, loading = transformers.BertForSequenceClassification.from_pretrained(
+        str(folder), num_labels=3, output_loading_info=True, attn_implementation="eager")
+    assert not any(loading.values()), loading
+    enc = minibert.Tokenizer.from_pretrained(base)(["a fine film", "not good at all, sadly"])
+    ours = head.forward(model.forward(enc["input_ids"], enc["token_type_ids"],
+                                      enc["attention_mask"])[1])[0]
+    with torch.no_grad():
+        theirs = reference.eval()(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits
+    assert_close(ours, theirs.numpy(), tol=1e-5, name="logits")
 
 
 def test_a_trained_file_is_refused_on_a_base_whose_untrained_weights_differ(tmp_path, batch):
