@@ -220,9 +220,10 @@ class Run:
                     if requested or (every and progress.step % every == 0):
                         self.save_checkpoint()
                     if requested:
+                        # the settings hold absolute paths: the command works from any folder
                         raise Interrupted(f"{requested[0]} at step {progress.step}: checkpoint "
-                                          f"written to {self.checkpoint}; resume with: minibert "
-                                          f"train --resume {self.out}")
+                                          f"written to {self.checkpoint.absolute()}; resume "
+                                          f"with: minibert train --resume {self.out.absolute()}")
                 mean_loss = progress.epoch_done()
                 self.end_epoch(bar, progress.epoch, time.perf_counter() - start, mean_loss)
 
