@@ -20,5 +20,5 @@ from .model import BertModel
 from .tokenizer import Tokenizer
 
 __all__ = ["__version__", "BertConfig", "BertModel", "QuestionAnsweringHead",
-           "SequenceClassificationHead", "Tokenizer", "add_adapters", "get_device", "load_adapters", "save_adapters",
-           "set_active_adapters", "use"]
+           "SequenceClassificationHead", "Tokenizer", "add_adapters", "get_device",
+           "load_adapters", "save_adapters", "set_active_adapters", "use"]

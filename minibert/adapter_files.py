@@ -97,14 +97,13 @@ def _write(path, tensors, info):
 def read_adapter_file(path, tensors=True):
     """(info dict, {name: float32 array}) of an adapter file or a trained file, refusing
     anything else; with tensors=False, (info dict, None), the metadata alone read."""
-    wanted = tensors
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such adapter file")
     try:
         with safetensors.safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()} if wanted else None
+            arrays = {name: f.get_tensor(name) for name in f.keys()} if tensors else None
     except Exception as e:          # truncated or not safetensors at all
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
     try:
@@ -113,7 +112,7 @@ def read_adapter_file(path, tensors=True):
     except (KeyError, ValueError, AssertionError, TypeError):
         raise ValueError(f"{path}: not a minibert adapter file (its metadata has no "
                          f"'minibert' entry of format {FORMAT})") from None
-    return info, tensors
+    return info, arrays
 
 
 def load_adapters(model, path, name=None, expected_size=None):

@@ -3,7 +3,8 @@
 SequenceClassificationHead, on one vector per sequence: dropout -> linear -> loss. Its
 `pooling` says which vector: "cls", the pooler's tanh(W h_[CLS]) (BERT's, as adapter-bert reads
 it), or "mean", the mean of the last layer's token states over the attention mask (what a
-sentence-transformers checkpoint was trained to give; the pooler is not used). num_labels > 1: classification with softmax cross-entropy; num_labels == 1: regression
+sentence-transformers checkpoint was trained to give; the pooler is not used).
+num_labels > 1: classification with softmax cross-entropy; num_labels == 1: regression
 (STS-B) with mean squared error -- the convention of Hugging Face's
 BertForSequenceClassification, whose parameter names ("classifier.*") the head shares.
 

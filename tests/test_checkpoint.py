@@ -35,6 +35,15 @@ def assert_same_tensors(path_a, path_b):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+class Started(Exception):
+    """A run that would have started, with run_train's arguments."""
+
+
+def start_instead(settings, resume, overwrite):
+    """A stand-in for run_train: what the command would start a run with."""
+    raise Started(settings, resume, overwrite)
+
+
 def interrupt_at_step(monkeypatch, step):
     """Send this process a real SIGINT during optimizer step `step`."""
     calls = []
@@ -215,12 +224,7 @@ def test_resume_refuses_options_that_differ_from_the_saved_run(tmp_path, monkeyp
         assert f"error: {option}: expected {then}" in err and "run being resumed" in err, err
     assert (tmp_path / CHECKPOINT).read_bytes() == before
 
-    class Started(Exception):
-        pass
-
-    def start(settings, resume, overwrite):
-        raise Started(settings, resume, overwrite)
-    monkeypatch.setattr(cli, "run_train", start)
+    monkeypatch.setattr(cli, "run_train", start_instead)
     monkeypatch.chdir(tmp_path.parent)              # the same folder, spelled another way
     with pytest.raises(Started) as started:
         main(["train", "--resume", str(tmp_path), "--epochs", "2", "--out", tmp_path.name])
@@ -235,11 +239,10 @@ def test_resume_takes_an_option_equal_to_the_value_the_run_used_by_default(tmp_p
                                 metadata={"manifest": json.dumps(manifest)})
     assert main(["train", "--resume", str(tmp_path), "--lr", "0.01"]) == 2
     assert "error: --lr: expected 0.001, the setting of the run" in capsys.readouterr().err
-    started = []
-    monkeypatch.setattr(cli, "run_train", lambda *args, **kwargs: started.append(args))
-    with pytest.raises(TypeError):          # the stand-in returns no results to print
+    monkeypatch.setattr(cli, "run_train", start_instead)
+    with pytest.raises(Started) as started:
         main(["train", "--resume", str(tmp_path), "--lr", "0.001"])
-    assert started == [(saved,)]          # resume and overwrite go by keyword
+    assert started.value.args == (saved, True, False)
 
 
 def test_resume_on_a_finished_run_says_where_its_results_are(tmp_path, capsys):

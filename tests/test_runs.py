@@ -167,8 +167,8 @@ def test_settings_for_your_own_files(tmp_path, monkeypatch):
     refusals = [
         (dict(task="SST-2"), "task: expected no task beside train_file (your files are the task), "
                              "found 'SST-2'"),
-        (dict(dev_file=None), "dev_file: expected a dev file beside the training file (it is scored "
-                              "after every epoch), found none"),
+        (dict(dev_file=None), "dev_file: expected a dev file beside the training file (it is "
+                              "scored after every epoch), found none"),
         (dict(text_column="text"), "text_column: expected a column of reviews.csv, but it has "
                                    "no column 'text'; its columns: 'review', 'label'"),
         (dict(label_column="lable"), "label_column: expected a column of reviews.csv, but it "

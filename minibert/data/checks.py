@@ -44,17 +44,15 @@ def data_file(name, value, file_format, columns):
         raise checks.BadValue(name, str(e)) from None
     for setting, wanted in columns.items():
         if wanted is not None and wanted not in found:
+            hint = _tsv_hint(found, file_format) or checks.nearest(wanted, found)
             raise checks.BadValue(setting, f"expected a column of {path}, but it has no column "
                                            f"{wanted!r}; its columns: "
-                                           f"{', '.join(map(repr, found))}"
-                                           f"{_hint(found, file_format) or checks.nearest(wanted, found)}")
+                                           f"{', '.join(map(repr, found))}{hint}")
     return path
 
 
-def _hint(found, file_format):
-    """What a header read as one column holding tabs or semicolons most likely is."""
-    if len(found) != 1 or file_format is not None:
-        return ""
-    if "\t" in found[0]:
+def _tsv_hint(found, file_format):
+    """A header read as one column that holds tabs: most likely a TSV file under .csv."""
+    if file_format is None and len(found) == 1 and "\t" in found[0]:
         return "; its header holds tabs: a TSV file? give --file-format tsv"
     return ""

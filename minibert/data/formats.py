@@ -12,15 +12,16 @@ from pathlib import Path
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-def format_of(path, given=None):
-    """The file's format: `given` (csv, tsv or jsonl), else from its extension."""
+def format_of(path, given=None, option=None):
+    """The file's format: `given` (csv, tsv or jsonl), else from its extension; the error
+    names `option`, the one that gives it (default: the format of the files read, in full)."""
     if given is not None:
         return given
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
+        option = option or f"the format (--file-format {'|'.join(sorted(set(FORMATS.values())))})"
         raise ValueError(f"{path}: cannot tell the format from the extension {suffix or '(none)'}"
-                         f"; expected {', '.join(FORMATS)}, or give the format "
-                         f"(--file-format {'|'.join(sorted(set(FORMATS.values())))})")
+                         f"; expected {', '.join(FORMATS)}, or give {option}")
     return FORMATS[suffix]
 
 

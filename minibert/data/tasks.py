@@ -213,9 +213,9 @@ def load_examples(task, split, data_dir=None, max_examples=None):
 def glue_file(task, split, data_dir):
     """The path of a GLUE task's split: under data_dir, else $GLUE_DIR; FileNotFoundError saying
     where it was looked for when it is not there."""
-    how = ("Set $GLUE_DIR, or give --data-dir (data_dir in Python), a folder holding the GLUE task folders "
-           "(SST-2/, CoLA/, MRPC/, RTE/, STS-B/, ...) as written by the official GLUE download "
-           "script (download_glue_data.py)")
+    how = ("Set $GLUE_DIR, or give --data-dir (data_dir in Python), a folder holding the GLUE "
+           "task folders (SST-2/, CoLA/, MRPC/, RTE/, STS-B/, ...) as written by the official "
+           "GLUE download script (download_glue_data.py)")
     if data_dir is not None:
         folder, origin = Path(data_dir), "from --data-dir"
     elif os.environ.get("GLUE_DIR"):

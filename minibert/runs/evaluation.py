@@ -100,11 +100,8 @@ def check(spec, splits, model_name, adapters, data_dir, batch_size, max_seq_leng
 
 def check_trained_on(adapters, spec):
     """An adapter file trained on a named task is scored on that task alone: on another, its
-    labels would mean other things (a file that cannot be read is refused later, by name)."""
-    try:
-        info, _ = read_adapter_file(adapters, tensors=False)
-    except (OSError, ValueError):
-        return
+    labels would mean other things."""
+    info = readable_info(adapters)
     task, data = info.get("task"), info.get("data") or {}
     if task is not None and task != spec.name:
         what = "your own files" if "label_column" in data else "another task"
@@ -115,12 +112,17 @@ def check_trained_on(adapters, spec):
 
 def recorded_length(adapters):
     """The max_seq_length an adapter file was trained with; None where it does not say (files
-    written before it was recorded, or not a readable file: refused later, by name)."""
+    written before it was recorded)."""
+    return (readable_info(adapters).get("data") or {}).get("max_seq_length")
+
+
+def readable_info(adapters):
+    """The metadata of an adapter file, read alone; {} for a file that cannot be read, which
+    the loading refuses later, by name."""
     try:
-        info, _ = read_adapter_file(adapters, tensors=False)
+        return read_adapter_file(adapters, tensors=False)[0]
     except (OSError, ValueError, TypeError):
-        return None
-    return (info.get("data") or {}).get("max_seq_length")
+        return {}
 
 
 def prepare(model_name, adapters, device=None, kind="classification"):

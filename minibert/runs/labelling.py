@@ -60,10 +60,9 @@ def check_output_format(output, output_format):
     if output_format is not None:
         return checks.choice("output_format", output_format, sorted(set(formats.FORMATS.values())))
     try:
-        return formats.format_of(output)
+        return formats.format_of(output, option="--output-format")
     except ValueError as e:
-        raise checks.BadValue("output", str(e).partition("; expected")[0] + "; expected "
-                              f"{', '.join(formats.FORMATS)}, or give --output-format") from None
+        raise checks.BadValue("output", str(e)) from None
 
 
 class OutputNames:

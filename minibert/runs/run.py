@@ -29,7 +29,8 @@ from ..data import own_data, tasks
 from ..data.batching import epoch_batches, epoch_order, padding_share, token_lengths
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import evaluate
-from .settings import CHECKPOINT, RESULTS, is_question_answering, pooling_reason
+from .settings import (ADAPTER_FILE, CHECKPOINT, RESULTS, TRAINED_FILE, TRAINED_FILES,
+                       is_question_answering, pooling_reason)
 
 
 @dataclasses.dataclass
@@ -187,8 +188,7 @@ class Run:
         save_checkpoint(self.checkpoint, self.model, self.head, self.optimizer, self.progress,
                         {"settings": dataclasses.asdict(self.settings), "history": self.history})
         if self.replaces_finished_run:          # the new run has its own state now
-            for name in (RESULTS, "adapter.safetensors", "trained.safetensors",
-                         "predictions.json"):
+            for name in (RESULTS, *TRAINED_FILES, "predictions.json"):
                 (self.out / name).unlink(missing_ok=True)
             self.replaces_finished_run = False
 
@@ -309,9 +309,9 @@ class Run:
         results.json, and remove the checkpoint. Returns the results."""
         task, data = self.data.spec.name, self.data.description(self.settings)
         if self.settings.method == "adapters":
-            save_adapters(self.model, self.out / "adapter.safetensors", self.head, task, data)
+            save_adapters(self.model, self.out / ADAPTER_FILE, self.head, task, data)
         else:
-            save_trained(self.model, self.out / "trained.safetensors", self.head,
+            save_trained(self.model, self.out / TRAINED_FILE, self.head,
                          self.settings.method, task, data)
         results = self.results()
         write_atomically(self.out / RESULTS, lambda tmp: Path(tmp).write_text(

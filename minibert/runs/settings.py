@@ -122,8 +122,8 @@ class RunSettings:
             raise checks.BadValue("task", f"expected no task beside train_file (your files are "
                                           f"the task), found {self.task!r}")
         if self.dev_file is None:
-            raise checks.BadValue("dev_file", "expected a dev file beside the training file (it is "
-                                              "scored after every epoch), found none")
+            raise checks.BadValue("dev_file", "expected a dev file beside the training file "
+                                              "(it is scored after every epoch), found none")
         checks.choice("regression", self.regression, (False, True))
         check_own_files({f"{split}_file": path for split, path in self.data_files().items()},
                         self.file_format, self.columns().by_setting())
@@ -224,7 +224,9 @@ def pooling_reason(model, pooling):
     return f"set in the run's settings; the default is {default} ({why})"
 
 
-TRAINED_FILES = ("adapter.safetensors", "trained.safetensors")   # what a finished run keeps
+ADAPTER_FILE = "adapter.safetensors"     # what a finished adapters run keeps
+TRAINED_FILE = "trained.safetensors"     # what a finished run of another method keeps
+TRAINED_FILES = (ADAPTER_FILE, TRAINED_FILE)
 
 
 def trained_file(name, path):
