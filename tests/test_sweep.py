@@ -19,7 +19,7 @@ from minibert import cli
 from minibert.lab import sweep
 from minibert.runs.lock import LOCK
 from minibert.runs import CHECKPOINT, RunSettings, run_train
-from minibert.lab.sweep import Engine, Grid, plan, run_sweep
+from minibert.lab.sweep import TRIAL_LOG, Engine, Grid, plan, run_sweep
 
 from conftest import snapshot, without_timings
 
@@ -236,7 +236,8 @@ def test_a_stopped_sweep_run_again_skips_finished_trials_and_resumes_the_rest(
 @needs_ray
 def test_a_sweeps_log_in_a_file_has_every_trials_line_and_no_colour_codes(tiny_model, tmp_path):
     """Written to a file, as `minibert sweep ... > log 2>&1` writes it: no ANSI colour codes,
-    no notice about Ray's token authentication, every trial's epoch line (none folded)."""
+    no notice about Ray's token authentication, every line of every trial's log (the last
+    trial's last line too, which Ray's own forwarding can drop), named by its trial."""
     argv = ["sweep", "--out", str(tmp_path / "sweep"), "--lr", "1e-3", "3e-2", "--epochs", "1",
             "--seeds", "1", "--adapter-size", "4", *options(base(tiny_model))]
     env = {k: v for k, v in os.environ.items()
@@ -249,4 +250,9 @@ def test_a_sweeps_log_in_a_file_has_every_trials_line_and_no_colour_codes(tiny_m
     assert done.returncode == 0, text
     assert "\x1b[" not in text and "Token authentication" not in text, text
     assert text.count("epoch 1: train loss") == 2, text
+    for name in ("lr0.001-epochs1-size4-seed0", "lr0.03-epochs1-size4-seed0"):
+        log = (tmp_path / "sweep" / "trials" / name / TRIAL_LOG).read_text()
+        assert log.count("epoch 1: train loss") == 1, log
+        for line in log.splitlines():
+            assert f"({name}) {line}" in text.splitlines(), (line, text)
     assert "sweep: 2 trials, 0 done earlier, 2 to run" in text

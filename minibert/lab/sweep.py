@@ -2,11 +2,11 @@
 adapter sizes, each configuration trained with several seeds, the best kept on validation.
 
 Each trial is one ordinary training run (`runs.run_train`, the code path of `minibert train`)
-in its own folder OUT/trials/NAME, with its checkpoint and results.json. The trials run on Ray
-Tune (the optional extra `pip install 'minibert[sweep]'`): embedded on this machine by default,
-as many at once as the CPUs allow at `cpus_per_trial` each, or on an existing cluster
-(`address`). minibert keeps no scheduler of its own: this module says which trials are left,
-Ray runs them.
+in its own folder OUT/trials/NAME, with its checkpoint, results.json and train.log (the lines it
+prints, which the driver passes on named by trial). The trials run on Ray Tune (the optional
+extra `pip install 'minibert[sweep]'`): embedded on this machine by default, as many at once as
+the CPUs allow at `cpus_per_trial` each, or on an existing cluster (`address`). minibert keeps
+no scheduler of its own: this module says which trials are left, Ray runs them.
 
 Nothing is lost:
 - a trial whose worker dies is started again by Ray (up to `max_failures` times) and goes on
@@ -20,6 +20,7 @@ Nothing is lost:
 On a cluster of several machines, OUT must be a folder every node sees at the same path (a
 shared file system): the trials write there and a retried trial may land on another node.
 """
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -28,6 +29,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +51,7 @@ PAPER_GRIDS = {
 GRIDS = ("paper",)
 SWEPT = ("lr", "epochs", "adapter_size", "seed")      # the settings a trial's own values set
 DEFAULT_SEEDS = 3
+TRIAL_LOG = "train.log"      # a trial's printed lines, in its folder
 ADDRESS = re.compile(r"ray://[^\s:/]+:(\d+)")
 
 
@@ -232,7 +235,12 @@ def train_trial(config):
     settings = RunSettings(**config["settings"])
     parallel.SETTINGS.threads = config["threads"]
     started = time.perf_counter()
-    with threadpool_limits(config["threads"]):
+    log = Path(settings.out) / TRIAL_LOG
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # the lines go to the trial's own file, which the driver passes on (TrialLines)
+    with threadpool_limits(config["threads"]), open(log, "a", buffering=1,
+                                                    encoding="utf-8") as lines, \
+            contextlib.redirect_stdout(lines):
         results, resumed_at = finished_results(settings), None
         if results is None:
             if interrupted(settings):
@@ -261,8 +269,8 @@ def run_on_ray(trials, engine, record, names, report):
     # the results it returns
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # the trials' lines as they are: every trial's epoch line (Ray would fold alike lines of
-    # several trials into one), without colour codes in a log that is not a terminal
+    # what reaches Ray's forwarding (a worker's errors and warnings) as it is: no folding of
+    # alike lines of several trials into one, no colour codes in a log that is not a terminal
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if not sys.stderr.isatty():
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")
@@ -277,6 +285,8 @@ def run_on_ray(trials, engine, record, names, report):
     threads = max(1, int(engine.cpus_per_trial))
     configs = [{"name": name, "settings": dataclasses.asdict(s), "threads": threads}
                for name, s in trials.items()]
+    report = OneLineAtATime(report)
+    lines = TrialLines({name: Path(s.out) / TRIAL_LOG for name, s in trials.items()}, report)
     try:
         with tempfile.TemporaryDirectory(prefix="minibert-sweep-") as storage:
             tuner = tune.Tuner(
@@ -304,6 +314,7 @@ def run_on_ray(trials, engine, record, names, report):
                             and not record.done(name):
                         record.add(name, result.metrics["trial"])
     finally:
+        lines.stop()
         if started_here:
             ray.shutdown()
     failed = [name for name in trials if not record.done(name)]
@@ -311,6 +322,59 @@ def run_on_ray(trials, engine, record, names, report):
         raise RuntimeError(f"{stopped or 'the sweep ended'}: {len(failed)} of {len(names)} "
                            f"trials did not finish ({', '.join(failed)}); the others are in "
                            "sweep.json; run the same command again to go on with them")
+
+
+_PRINTING = threading.Lock()
+
+
+@dataclasses.dataclass
+class OneLineAtATime:
+    """`report`, called from several threads (Tune's loop, TrialLines) without mixing their
+    lines. The lock is the module's: Tune pickles its callbacks, which hold this."""
+    report: object
+
+    def __call__(self, line):
+        with _PRINTING:
+            self.report(line)
+
+
+class TrialLines:
+    """Passes on the lines the trials print, each with its trial's name, as they come: a thread
+    reads each trial's log file ({name: path}) from where it stood when the sweep began. The
+    trials write into the sweep's folder, which every node sees, so the lines come from there
+    rather than from Ray's forwarding of a worker's output, which can drop a trial's last
+    lines when the sweep ends (Ray shuts down before they reach this process)."""
+
+    def __init__(self, logs, report, every=0.25):
+        self.logs, self.report, self.every = logs, report, every
+        self.read_to = {name: path.stat().st_size if path.exists() else 0
+                        for name, path in logs.items()}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.thread.start()
+
+    def _follow(self):
+        while not self.stopped.wait(self.every):
+            self.read()
+
+    def read(self):
+        """Report every whole line written since the last read."""
+        for name, path in self.logs.items():
+            if not path.exists():
+                continue
+            with open(path, "rb") as log:
+                log.seek(self.read_to[name])
+                new = log.read()
+            whole = new[:new.rfind(b"\n") + 1]
+            self.read_to[name] += len(whole)
+            for line in whole.decode("utf-8", "replace").splitlines():
+                self.report(f"({name}) {line}")
+
+    def stop(self):
+        """Stop following; report what is left (a trial's lines are all written by now)."""
+        self.stopped.set()
+        self.thread.join()
+        self.read()
 
 
 def _progress_callback(tune, record, names, report):
