@@ -1,12 +1,13 @@
 """Parameter accounting from a config alone: what each component costs, what a method trains."""
 from . import checks
-from .adapters import DEFAULT_SIZE, adapter_parameter_count, adapter_prefixes
+from .adapters import AdapterConfig, DEFAULT_SIZE, adapter_parameter_count, adapter_prefixes
 from .heads import POOLINGS
 
 
 def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=2,
-                    pooling="cls"):
+                    pooling="cls", **variant):
     """Rows {component, parameters, trained} for the adapters method, and the totals.
+    `variant`: the other fields of AdapterConfig (placement, sites, ln_before, ln_after).
 
     "trained" marks what adapter tuning updates: adapters, the 2L+1 LayerNorms and the head.
     The share is taken of the base model (embeddings + layers + LayerNorms + pooler; a head
@@ -18,22 +19,26 @@ def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=
     checks.choice("pooling", pooling, POOLINGS)
     linear = lambda n_in, n_out: n_in * n_out + n_out
     layer = 4 * linear(C, C) + linear(C, F) + linear(F, C)   # q, k, v, output; FFN in and out
-    adapters = len(adapter_prefixes(L, leave_out))
+    adapter = AdapterConfig(adapter_size, leave_out=tuple(leave_out), **variant)
+    adapters = len(adapter_prefixes(L, adapter.leave_out, adapter.sites))
+    per_adapter = adapter_parameter_count(C, adapter_size, adapter.ln_before, adapter.ln_after)
+    formula = "2CM + C + M" + " + 2C" * (adapter.ln_before + adapter.ln_after)
     rows = [("embeddings (word, position, token type)",
              (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * C, False)]
     rows += [(f"layer {l} (attention, feed-forward)", layer, False) for l in range(L)]
     rows += [(f"LayerNorms ({2 * L + 1} x 2C)", (2 * L + 1) * 2 * C, True),
              ("pooler (dense on [CLS])" if pooling == "cls" else
               "pooler (dense on [CLS]; unused: mean pooling)", linear(C, C), False),
-             (f"adapters ({adapters} x (2CM + C + M), M={adapter_size})",
-              adapters * adapter_parameter_count(C, adapter_size), True),
+             (f"adapters ({adapters} {adapter.placement} x ({formula}), M={adapter_size})",
+              adapters * per_adapter, True),
              (f"head ({num_labels} labels)", linear(C, num_labels), True)]
     rows = [{"component": name, "parameters": count, "trained": trained}
             for name, count, trained in rows]
     base = sum(r["parameters"] for r in rows if not r["component"].startswith(("adapters", "head")))
     trained = sum(r["parameters"] for r in rows if r["trained"])
-    return {"rows": rows, "per_adapter": adapter_parameter_count(C, adapter_size),
-            "pooling": pooling, "adapters": adapters * adapter_parameter_count(C, adapter_size),
+    return {"rows": rows, "per_adapter": per_adapter, "per_adapter_formula": formula,
+            "placement": adapter.placement, "sites": list(adapter.sites),
+            "pooling": pooling, "adapters": adapters * per_adapter,
             "base_total": base, "total": sum(r["parameters"] for r in rows),
             "trained": trained, "trained_percent_of_base": 100.0 * trained / base}
 
@@ -46,5 +51,5 @@ def format_table(table):
               f"{'total with adapters and head':52s} {table['total']:>13,d}",
               f"{'trained (adapters + LayerNorms + head)':52s} {table['trained']:>13,d}  "
               f"{table['trained_percent_of_base']:.2f}% of the base model",
-              f"per adapter: 2CM + C + M = {table['per_adapter']:,d}"]
+              f"per adapter: {table['per_adapter_formula']} = {table['per_adapter']:,d}"]
     return "\n".join(lines)

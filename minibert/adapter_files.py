@@ -7,6 +7,7 @@ The other methods change the base model's own weights (full fine-tuning all of t
 top layers): their file, a trained file, holds the weights they trained and the head instead,
 and names the base by the weights they left alone. `load_training_file` loads either kind.
 """
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .adapters import AdapterConfig, AdapterSet, adapter_prefixes, layernorm_names
+from .adapters import AdapterConfig, AdapterSet, adapter_prefixes, adapter_shapes, layernorm_names
 from .backend import to_host
 from .atomic import write_atomically
 from .pretrained import check_tensors
@@ -41,12 +42,31 @@ def base_fingerprint(model, trained=None):
 
 def adapter_set_shapes(config, adapter_config):
     """{name: shape} of an adapter set: its adapters and its 2L+1 LayerNorms."""
-    C, M, L = config.hidden_size, adapter_config.size, config.num_hidden_layers
+    C, L = config.hidden_size, config.num_hidden_layers
     shapes = {n: (C,) for n in layernorm_names(L)}
-    for prefix in adapter_prefixes(L, adapter_config.leave_out):
-        shapes.update({prefix + ".down.weight": (M, C), prefix + ".down.bias": (M,),
-                       prefix + ".up.weight": (C, M), prefix + ".up.bias": (C,)})
+    for prefix in adapter_prefixes(L, adapter_config.leave_out, adapter_config.sites):
+        shapes.update({f"{prefix}.{tensor}": shape
+                       for tensor, shape in adapter_shapes(C, adapter_config).items()})
     return shapes
+
+
+def adapter_config_metadata(adapter_config):
+    """An AdapterConfig as the JSON an adapter file keeps (lists for tuples)."""
+    return {field: list(value) if isinstance(value, tuple) else value
+            for field, value in dataclasses.asdict(adapter_config).items()}
+
+
+def adapter_config_of(metadata, path):
+    """The AdapterConfig an adapter file's metadata names; files written before the variants
+    name none of theirs, which means Houlsby's."""
+    unknown = sorted(set(metadata) - {f.name for f in dataclasses.fields(AdapterConfig)})
+    if unknown:
+        raise ValueError(f"{path}: adapter setting {unknown[0]!r} is not one minibert has")
+    try:
+        return AdapterConfig(**{field: tuple(value) if isinstance(value, list) else value
+                                for field, value in metadata.items()})
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def save_adapters(model, path, head=None, task=None, data=None):
@@ -62,9 +82,7 @@ def save_adapters(model, path, head=None, task=None, data=None):
                         for n, p in head.params.items()})
     info = {"format": FORMAT, "task": task, "base_fingerprint": base_fingerprint(model),
             "base_config": model.config.to_dict(),
-            "adapter": {"size": adapter_set.config.size, "init_std": adapter_set.config.init_std,
-                        "activation": adapter_set.config.activation,
-                        "leave_out": list(adapter_set.config.leave_out)},
+            "adapter": adapter_config_metadata(adapter_set.config),
             "head": None if head is None else head.metadata(),
             "data": data}
     _write(path, tensors, info)
@@ -132,9 +150,7 @@ def _load_adapter_set(model, path, info, tensors, name=None, expected_size=None)
     if expected_size is not None and info["adapter"]["size"] != expected_size:
         raise ValueError(f"{path}: holds adapters of size {info['adapter']['size']}, "
                          f"expected size {expected_size}")
-    config = AdapterConfig(size=info["adapter"]["size"], init_std=info["adapter"]["init_std"],
-                           activation=info["adapter"]["activation"],
-                           leave_out=tuple(info["adapter"]["leave_out"]))
+    config = adapter_config_of(info["adapter"], path)
     expected = adapter_set_shapes(model.config, config)
     head = None if info["head"] is None else head_from_metadata(
         info["head"], model.config.hidden_size, model.device, model.dtype)

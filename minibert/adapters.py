@@ -1,10 +1,22 @@
-"""Houlsby bottleneck adapters (Houlsby et al., 2019, "Parameter-Efficient Transfer Learning").
+"""Bottleneck adapters (Houlsby et al., 2019, "Parameter-Efficient Transfer Learning"), and the
+variants of its section 3.6 as AdapterHub ships them.
 
-An adapter maps x (B, T, C) to x + up(act(down(x))): down-projection C -> M, a nonlinearity,
-up-projection M -> C, and an internal skip connection; 2CM + C + M parameters. Two sit in every
-layer, on each sub-layer's output after its projection and dropout and before the residual add
-and LayerNorm -- where google-research/adapter-bert puts them. Near-identity init (truncated
-normal weights of small std, zero biases) makes the adapted model start as the pretrained one.
+The bottleneck maps u (B, T, C) to scaling * up(act(down(u))): down-projection C -> M, a
+nonlinearity, up-projection M -> C; 2CM + C + M parameters. Houlsby's adapter is u plus its
+bottleneck, two per layer, on each sub-layer's output after its projection and dropout and
+before the residual add and LayerNorm -- where google-research/adapter-bert puts them.
+Near-identity init (truncated normal weights of small std, zero biases) makes the adapted
+model start as the pretrained one.
+
+AdapterConfig names the variant. With o a sub-layer's output (after dropout), x the block's
+input and LN the block's LayerNorm, a block ends in
+    houlsby   LN(o + A(o) + x)              the adapter on the sub-layer's output
+    pfeiffer  LN(o + A(LN(o + x)) + x)      on the block's output; LN applied twice, one set
+                                            of parameters (AdapterHub's SeqBnConfig)
+    parallel  LN(o + A(x) + x)              beside the sub-layer, reading its input (ParBnConfig)
+where A is the bottleneck, optionally with LayerNorms of its own before the down-projection
+(ln_before) or after the up-projection (ln_after). `sites` says which blocks have one:
+the attention block's ("attention.output"), the feed-forward block's ("output"), or both.
 
 A set of adapters is named; it owns its adapters and its own copies of the 2L+1 LayerNorms
 (they are trained with the adapters), so several tasks live side by side on one frozen base.
@@ -20,6 +32,11 @@ from .ops import activations
 
 DEFAULT_SIZE = 64         # M, the paper's middle size; what every command uses unless told
 SITES = ("attention.output", "output")    # the attention block's and the feed-forward block's output
+PLACEMENTS = ("houlsby", "pfeiffer", "parallel")
+# what a placement has unless told: its sites and scaling, as AdapterHub's configs have them
+PLACEMENT_SITES = {"houlsby": SITES, "pfeiffer": ("output",), "parallel": ("output",)}
+PLACEMENT_SCALING = {"houlsby": 1.0, "pfeiffer": 1.0, "parallel": 4.0}
+ADAPTER_LN_EPS = 1e-5     # the adapter's own LayerNorms: torch's default, as AdapterHub's
 
 # name -> (forward, backward); GELU is looked up in its op module at each call, where the speed
 # layer may have shared it out over the cores
@@ -29,6 +46,7 @@ ACTIVATIONS = {
     "gelu_new": (lambda x: activations.gelu_forward(x, form="tanh"),
                  lambda dy, cache: activations.gelu_backward(dy, cache)),
     "relu": (activations.relu_forward, activations.relu_backward),
+    "swish": (activations.swish_forward, activations.swish_backward),
     "tanh": (activations.tanh_forward, activations.tanh_backward),
 }
 
@@ -37,14 +55,35 @@ ACTIVATIONS = {
 class AdapterConfig:
     size: int = DEFAULT_SIZE       # M
     init_std: float = 1e-3         # adapter-bert's code uses 1e-3; the paper's text 1e-2
-    activation: str = "gelu"
+    activation: str = "gelu"       # AdapterHub's non_linearity
     leave_out: tuple = ()          # layers without adapters (ablations)
+    placement: str = "houlsby"
+    sites: tuple = None            # None: the placement's own (PLACEMENT_SITES)
+    scaling: float = None          # the bottleneck's output times this; None: the placement's
+    ln_before: bool = False        # a LayerNorm of the adapter's own before down
+    ln_after: bool = False         # and after up
 
     def __post_init__(self):
         checks.integer("adapter size", self.size)
         # 0 is allowed: zero adapters are exactly the identity, a base-model check
         checks.non_negative("adapter init_std", self.init_std)
         checks.choice("adapter activation", self.activation, sorted(ACTIVATIONS))
+        checks.choice("adapter placement", self.placement, PLACEMENTS)
+        # the placement's defaults filled in, so a saved config says what was used
+        if self.sites is None:
+            object.__setattr__(self, "sites", PLACEMENT_SITES[self.placement])
+        if self.scaling is None:
+            object.__setattr__(self, "scaling", PLACEMENT_SCALING[self.placement])
+        sites = tuple(self.sites) if isinstance(self.sites, (list, tuple)) else self.sites
+        if not sites or not isinstance(sites, tuple) or any(s not in SITES for s in sites) \
+                or len(set(sites)) != len(sites):
+            raise checks.BadValue("adapter sites", f"expected one or both of {', '.join(SITES)}"
+                                  f", found {self.sites!r}")
+        object.__setattr__(self, "sites", tuple(s for s in SITES if s in sites))
+        object.__setattr__(self, "leave_out", tuple(self.leave_out))
+        checks.finite("adapter scaling", self.scaling)
+        checks.boolean("adapter ln_before", self.ln_before)
+        checks.boolean("adapter ln_after", self.ln_after)
 
 
 @dataclasses.dataclass
@@ -53,14 +92,24 @@ class AdapterSet:
     params: dict                   # adapter and LayerNorm arrays, by parameter name
 
 
-def adapter_parameter_count(C, M):
-    """Parameters of one adapter: down (M x C + M) and up (C x M + C)."""
-    return 2 * C * M + C + M
+def adapter_parameter_count(C, M, ln_before=False, ln_after=False):
+    """Parameters of one adapter: down (M x C + M), up (C x M + C), 2C per LayerNorm of its own."""
+    return 2 * C * M + C + M + 2 * C * (ln_before + ln_after)
 
 
-def adapter_prefixes(num_layers, leave_out=()):
+def adapter_shapes(C, config):
+    """{tensor name below the adapter's prefix: shape} of one adapter."""
+    M = config.size
+    shapes = {"down.weight": (M, C), "down.bias": (M,), "up.weight": (C, M), "up.bias": (C,)}
+    for norm in ("ln_before", "ln_after"):
+        if getattr(config, norm):
+            shapes.update({norm + ".weight": (C,), norm + ".bias": (C,)})
+    return shapes
+
+
+def adapter_prefixes(num_layers, leave_out=(), sites=SITES):
     return [f"encoder.layer.{l}.{site}.adapter" for l in range(num_layers) if l not in leave_out
-            for site in SITES]
+            for site in sites]
 
 
 def layernorm_names(num_layers):
@@ -147,20 +196,31 @@ class AdapterSets:
 
 
 def add_adapters(model, size=DEFAULT_SIZE, init_std=1e-3, activation="gelu", leave_out=(),
-                 name="default", seed=0):
-    """Give `model` a new adapter set `name` (two adapters per layer but those in leave_out, and
-    fresh copies of the LayerNorms) and make it the active one. Returns its parameter names."""
+                 name="default", seed=0, **variant):
+    """Give `model` a new adapter set `name` (an adapter at each of its sites in every layer
+    but those in leave_out, and fresh copies of the LayerNorms) and make it the active one.
+    `variant`: AdapterConfig's other fields (placement, sites, scaling, ln_before, ln_after).
+    Returns its parameter names."""
+    checks.layers("leave_out", leave_out, model.config.num_hidden_layers)
+    config = AdapterConfig(size, init_std, activation, tuple(sorted(set(leave_out))), **variant)
+    return add_adapter_set(model, config, name, seed)
+
+
+def add_adapter_set(model, config, name="default", seed=0):
+    """add_adapters with its settings as an AdapterConfig."""
     L, C = model.config.num_hidden_layers, model.config.hidden_size
-    checks.layers("leave_out", leave_out, L)
-    config = AdapterConfig(size, init_std, activation, tuple(sorted(set(leave_out))))
+    checks.layers("leave_out", config.leave_out, L)
     device, dtype, rng = model.device, model.dtype, host_generator(seed)
     params = {n: p.copy() for n, p in model.adapters.base_layernorms().items()}
-    for prefix in adapter_prefixes(L, config.leave_out):
-        M = config.size
-        params[prefix + ".down.weight"] = device.asarray(truncated_normal(rng, (M, C), init_std), dtype)
-        params[prefix + ".down.bias"] = device.xp.zeros((M,), dtype=dtype)
-        params[prefix + ".up.weight"] = device.asarray(truncated_normal(rng, (C, M), init_std), dtype)
-        params[prefix + ".up.bias"] = device.xp.zeros((C,), dtype=dtype)
+    for prefix in adapter_prefixes(L, config.leave_out, config.sites):
+        for tensor, shape in adapter_shapes(C, config).items():
+            if tensor.endswith(".weight") and tensor.startswith(("down", "up")):
+                value = device.asarray(truncated_normal(rng, shape, config.init_std), dtype)
+            elif tensor.endswith(".weight"):                 # a LayerNorm's: the identity
+                value = device.xp.ones(shape, dtype=dtype)
+            else:
+                value = device.xp.zeros(shape, dtype=dtype)
+            params[f"{prefix}.{tensor}"] = value
     model.adapters.add(name, AdapterSet(config, params))
     return list(params)
 
@@ -176,17 +236,76 @@ def disable_adapter_layers(model, layers):
     model.adapters.disable_layers(layers)
 
 
-def adapter_forward(module, name, x, activation):
-    # x (B, T, C) -> x + up(act(down(x))) (B, T, C), through (B, T, M)
-    forward, _ = ACTIVATIONS[activation]
-    h, down_cache = module.linear(x, name + ".down")
-    h, act_cache = forward(h)
-    y, up_cache = module.linear(h, name + ".up")
-    return x + y, (down_cache, act_cache, up_cache)
+
+def bottleneck_forward(module, name, u, config):
+    # u (B, T, C) -> ln_after(scaling * up(act(down(ln_before(u))))) (B, T, C), through (B, T, M)
+    forward, _ = ACTIVATIONS[config.activation]
+    cache = {}
+    if config.ln_before:
+        u, cache["ln_before"] = module.layernorm(u, name + ".ln_before", ADAPTER_LN_EPS)
+    h, cache["down"] = module.linear(u, name + ".down")
+    h, cache["activation"] = forward(h)
+    y, cache["up"] = module.linear(h, name + ".up")
+    if config.scaling != 1.0:
+        y = y * config.scaling
+    if config.ln_after:
+        y, cache["ln_after"] = module.layernorm(y, name + ".ln_after", ADAPTER_LN_EPS)
+    return y, cache
 
 
-def adapter_backward(module, name, dy, cache, activation):
-    _, backward = ACTIVATIONS[activation]
-    down_cache, act_cache, up_cache = cache
-    dh = backward(module.linear_backward(dy, up_cache, name + ".up"), act_cache)
-    return dy + module.linear_backward(dh, down_cache, name + ".down")   # skip + bottleneck
+def bottleneck_backward(module, name, dy, cache, config):
+    # dy (B, T, C) -> du (B, T, C); the adapter's gradients accumulate in module.grads
+    _, backward = ACTIVATIONS[config.activation]
+    if config.ln_after:
+        dy = module.layernorm_backward(dy, cache["ln_after"], name + ".ln_after")
+    if config.scaling != 1.0:
+        dy = dy * config.scaling
+    dh = backward(module.linear_backward(dy, cache["up"], name + ".up"), cache["activation"])
+    du = module.linear_backward(dh, cache["down"], name + ".down")
+    if config.ln_before:
+        du = module.layernorm_backward(du, cache["ln_before"], name + ".ln_before")
+    return du
+
+
+def adapter_forward(module, name, x, config="gelu"):
+    # x (B, T, C) -> x + bottleneck(x) (B, T, C): Houlsby's adapter, with its internal skip.
+    # config: an AdapterConfig, or the name of the nonlinearity (a plain Houlsby adapter)
+    config = AdapterConfig(activation=config) if isinstance(config, str) else config
+    y, cache = bottleneck_forward(module, name, x, config)
+    return x + y, cache
+
+
+def adapter_backward(module, name, dy, cache, config="gelu"):
+    config = AdapterConfig(activation=config) if isinstance(config, str) else config
+    return dy + bottleneck_backward(module, name, dy, cache, config)     # skip + bottleneck
+
+
+def block_end_forward(module, site, o, x, config, eps):
+    """The end of a block with an adapter at `site`, placed as config.placement says (the
+    module's docstring): o the sub-layer's output, x the block's input (B, T, C) -> (B, T, C)."""
+    name, layernorm = site + ".adapter", site + ".LayerNorm"
+    cache = {}
+    if config.placement == "houlsby":
+        u = o
+    elif config.placement == "pfeiffer":
+        u, cache["first_layernorm"] = module.layernorm(o + x, layernorm, eps)
+    else:
+        u = x
+    a, cache["adapter"] = bottleneck_forward(module, name, u, config)
+    # houlsby: (o + A(o)) + x, the order of the adapter's own skip before the residual add
+    y, cache["layernorm"] = module.layernorm(o + a + x, layernorm, eps)
+    return y, cache
+
+
+def block_end_backward(module, site, dy, cache, config):
+    """dy (B, T, C) -> (do, dx): the gradients of the sub-layer's output and the block's input."""
+    name, layernorm = site + ".adapter", site + ".LayerNorm"
+    dsum = module.layernorm_backward(dy, cache["layernorm"], layernorm)      # d(o + a + x)
+    du = bottleneck_backward(module, name, dsum, cache["adapter"], config)
+    if config.placement == "houlsby":
+        return dsum + du, dsum
+    if config.placement == "pfeiffer":
+        # the block's LayerNorm used a second time: its gradients add to the first use's
+        dz = module.layernorm_backward(du, cache["first_layernorm"], layernorm)
+        return dsum + dz, dsum + dz
+    return dsum, dsum + du

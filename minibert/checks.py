@@ -60,6 +60,20 @@ def positive(name, value):
     raise BadValue(name, f"expected a finite number > 0, found {value!r}")
 
 
+def finite(name, value):
+    """A finite number."""
+    if _is_finite(value):
+        return value
+    raise BadValue(name, f"expected a finite number, found {value!r}")
+
+
+def boolean(name, value):
+    """True or False."""
+    if isinstance(value, bool):
+        return value
+    raise BadValue(name, f"expected true or false, found {value!r}")
+
+
 def non_negative(name, value):
     """A finite number >= 0."""
     if _is_finite(value) and value >= 0:

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import __version__, checks, speed
 from .accounting import format_table, parameter_table
-from .adapters import DEFAULT_SIZE
+from .adapters import ACTIVATIONS, DEFAULT_SIZE, PLACEMENTS, SITES
 from .config import BertConfig
 from .gradcheck import check_gradients
 from .heads import POOLINGS, SequenceClassificationHead
@@ -72,7 +72,9 @@ def params_command(args):
     """Parameter counts per component and the share adapter tuning trains."""
     config = check_model("model", args.model, weights=False)
     pooling = args.pooling or default_pooling(args.model)[0]
-    table = parameter_table(config, args.adapter_size, args.leave_out, args.num_labels, pooling)
+    table = parameter_table(config, args.adapter_size, args.leave_out, args.num_labels, pooling,
+                            placement=args.adapter_placement, sites=args.adapter_sites,
+                            ln_before=args.adapter_ln_before, ln_after=args.adapter_ln_after)
     reason = pooling_reason(args.model, pooling)
     print(json.dumps({"model": args.model, "pooling_reason": reason, **table}, indent=2)
           if args.json else f"{args.model}, adapter size {args.adapter_size}, pooling {pooling}: "
@@ -232,6 +234,37 @@ def shared_run_arguments(parser):
     parser.add_argument("--device", help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
 
 
+def adapter_variant_arguments(parser, defaults):
+    """The adapter's variant (AdapterConfig's fields): train's without defaults, as its other
+    options (the ones typed are those not None); params' with them, and only those that change
+    the count (not the nonlinearity, not the scaling)."""
+    default = lambda name: {"default": RUN_DEFAULTS[name]} if defaults else {}
+    counts = defaults
+    parser.add_argument("--adapter-placement", choices=PLACEMENTS, **default("adapter_placement"),
+                        help="houlsby: on each sub-layer's output, inside the residual; "
+                             "pfeiffer: on the feed-forward block's output after its LayerNorm;"
+                             " parallel: beside the sub-layer, reading its input (default "
+                             f"{RUN_DEFAULTS['adapter_placement']})")
+    if not counts:
+        parser.add_argument("--adapter-activation", choices=sorted(ACTIVATIONS),
+                            help=f"the bottleneck's nonlinearity (default "
+                                 f"{RUN_DEFAULTS['adapter_activation']}, the erf form)")
+    parser.add_argument("--adapter-sites", choices=SITES, nargs="+",
+                        help="the blocks with an adapter: attention.output, output (default: "
+                             "the placement's; houlsby both, the others output)")
+    if not counts:
+        parser.add_argument("--adapter-scaling", type=float,
+                            help="the bottleneck's output times this (default: the "
+                                 "placement's; parallel 4, the others 1)")
+    for where, what in (("before", "down-projection"), ("after", "up-projection")):
+        parser.add_argument(f"--adapter-ln-{where}", action="store_true",
+                            default=False if defaults else None,
+                            help=f"a LayerNorm of each adapter's own {where} its {what}")
+    parser.add_argument("--leave-out", type=int, nargs="*", metavar="LAYER",
+                        **({"default": []} if defaults else {}),
+                        help="layers without adapters (default none)")
+
+
 def data_file_arguments(parser, splits, label=True, from_adapter_file=True):
     """The options of your own data files: one per split ({option: dest}), the columns and the
     format. from_adapter_file: the columns default to those the adapter file records."""
@@ -284,8 +317,7 @@ def add_params_parser(commands):
                        help=f"a name ({', '.join(NAMED_MODELS)}) or a folder with config.json")
     count.add_argument("--adapter-size", type=int, default=DEFAULT_SIZE,
                        help=f"the bottleneck M (default {DEFAULT_SIZE})")
-    count.add_argument("--leave-out", type=int, nargs="*", default=[], metavar="LAYER",
-                       help="layers without adapters (default none)")
+    adapter_variant_arguments(count, defaults=True)
     count.add_argument("--num-labels", type=int, default=2,
                        help="the head's classes (default 2; 1: regression)")
     count.add_argument("--pooling", choices=POOLINGS,
@@ -303,6 +335,7 @@ def add_train_parser(commands):
     run.add_argument("--adapter-size", type=int, help=f"default {RUN_DEFAULTS['adapter_size']}")
     run.add_argument("--adapter-init-std", type=float,
                      help=f"> 0, default {RUN_DEFAULTS['adapter_init_std']:g}")
+    adapter_variant_arguments(run, defaults=False)
     run.add_argument("--pooling", choices=POOLINGS,
                      help="what a classification or regression head reads: cls, the pooled "
                           "[CLS]; mean, the mean of the last layer's tokens (default: the "

@@ -6,7 +6,7 @@ layer, and accumulates gradients only for parameters that are not frozen.
 from typing import NamedTuple
 
 from . import named_models, pretrained
-from .adapters import AdapterSets, adapter_backward, adapter_forward
+from .adapters import AdapterSets, block_end_backward, block_end_forward
 from .backend import host_generator, to_host
 from .config import BertConfig
 from .module import Module
@@ -40,7 +40,8 @@ def parameter_shapes(config):
 
 
 # What a forward pass keeps for the backward: each op's own cache (a dict), by the op's name. A
-# dropout's cache is None when dropout is off, an adapter's where the layer has none.
+# dropout's cache is None when dropout is off. A block's end (the residual add and LayerNorm)
+# keeps {"layernorm": ...}, and the adapter's caches where the block has one.
 class EmbeddingsCache(NamedTuple):
     words: dict
     positions: dict
@@ -56,14 +57,12 @@ class LayerCache(NamedTuple):
     attention: dict                   # its "probs" (B, H, T, T) are the attention maps
     attention_output: dict            # the block's output projection
     attention_dropout: dict | None
-    attention_adapter: tuple | None   # the adapter's down, activation and up caches
-    attention_layernorm: dict         # after the residual add
+    attention_end: dict               # the residual add and LayerNorm, with the adapter if any
     intermediate: dict                # the feed-forward block, in order: C -> F
     gelu: dict
     output: dict                      # F -> C
     output_dropout: dict | None
-    output_adapter: tuple | None
-    output_layernorm: dict
+    output_end: dict
 
 
 class PoolerCache(NamedTuple):
@@ -183,28 +182,32 @@ class BertModel(Module):
                                                           cfg.attention_probs_dropout_prob)
         a, a_cache = self.linear(context, p + "attention.output.dense")
         a, a_drop = dropout.dropout_forward(a, cfg.hidden_dropout_prob, rng)
-        a, a_adapter = self._adapter_forward(p + "attention.output.adapter", a)
-        h, h_ln = self.layernorm(a + x, p + "attention.output.LayerNorm", cfg.layer_norm_eps)
+        h, h_end = self._block_end(p + "attention.output", a, x)        # LayerNorm(a + x)
 
         i, i_cache = self.linear(h, p + "intermediate.dense")                  # (B, T, F)
         i, gelu_cache = activations.gelu_forward(i, cfg.gelu_form)
         o, o_cache = self.linear(i, p + "output.dense")                        # (B, T, C)
         o, o_drop = dropout.dropout_forward(o, cfg.hidden_dropout_prob, rng)
-        o, o_adapter = self._adapter_forward(p + "output.adapter", o)
-        y, y_ln = self.layernorm(o + h, p + "output.LayerNorm", cfg.layer_norm_eps)
-        return y, LayerCache(q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, a_adapter,
-                             h_ln, i_cache, gelu_cache, o_cache, o_drop, o_adapter, y_ln)
+        y, y_end = self._block_end(p + "output", o, h)                  # LayerNorm(o + h)
+        return y, LayerCache(q_cache, k_cache, v_cache, attn_cache, a_cache, a_drop, h_end,
+                             i_cache, gelu_cache, o_cache, o_drop, y_end)
 
-    def _adapter_forward(self, name, x):
-        # identity where this layer has no adapter (none active, or left out)
-        if name + ".down.weight" not in self.params:
-            return x, None
-        return adapter_forward(self, name, x, self.adapters.config.activation)
+    def _block_end(self, site, o, x):
+        """A block's end: o the sub-layer's output, x the block's input (B, T, C) ->
+        LayerNorm(o + x); where the active adapter set has an adapter at `site`, the adapter
+        placed in it as the set's config says (adapters.block_end_forward)."""
+        eps = self.config.layer_norm_eps
+        if site + ".adapter.down.weight" not in self.params:       # none active, or left out
+            y, ln_cache = self.layernorm(o + x, site + ".LayerNorm", eps)
+            return y, {"layernorm": ln_cache}
+        return block_end_forward(self, site, o, x, self.adapters.config, eps)
 
-    def _adapter_backward(self, name, dy, cache):
-        if cache is None:
-            return dy
-        return adapter_backward(self, name, dy, cache, self.adapters.config.activation)
+    def _block_end_backward(self, site, dy, cache):
+        # dy (B, T, C) -> (do, dx), the gradients of the sub-layer's output and the block's input
+        if "adapter" in cache:
+            return block_end_backward(self, site, dy, cache, self.adapters.config)
+        dsum = self.layernorm_backward(dy, cache["layernorm"], site + ".LayerNorm")  # d(o + x)
+        return dsum, dsum
 
     def _pooler_forward(self, x):
         # the [CLS] position through tanh(dense): (B, T, C) -> (B, C)
@@ -245,23 +248,19 @@ class BertModel(Module):
         """dy (B, T, C) -> dx (B, T, C) (None when input_grad is False); layer l's parameter
         gradients accumulate in self.grads."""
         p = f"encoder.layer.{l}."
-        dsum = self.layernorm_backward(dy, cache.output_layernorm,
-                                       p + "output.LayerNorm")                   # d(o + h)
-        do = self._adapter_backward(p + "output.adapter", dsum, cache.output_adapter)
+        do, dh = self._block_end_backward(p + "output", dy, cache.output_end)
         do = dropout.dropout_backward(do, cache.output_dropout)
         di = self.linear_backward(do, cache.output, p + "output.dense")
         di = activations.gelu_backward(di, cache.gelu)
-        dh = dsum + self.linear_backward(di, cache.intermediate, p + "intermediate.dense")
+        dh = dh + self.linear_backward(di, cache.intermediate, p + "intermediate.dense")
 
-        dsum = self.layernorm_backward(dh, cache.attention_layernorm,
-                                       p + "attention.output.LayerNorm")         # d(a + x)
-        da = self._adapter_backward(p + "attention.output.adapter", dsum, cache.attention_adapter)
+        da, dx = self._block_end_backward(p + "attention.output", dh, cache.attention_end)
         da = dropout.dropout_backward(da, cache.attention_dropout)
         dcontext = self.linear_backward(da, cache.attention_output, p + "attention.output.dense")
         dq, dk, dv = attention.attention_backward(dcontext, cache.attention)
         # the layer's input feeds q, k, v and the residual; below the lowest learning layer
         # its gradient is not needed and the three dx products are skipped
-        dx = dsum if input_grad else None
+        dx = dx if input_grad else None
         for dout, op_cache, name in ((dq, cache.query, "query"), (dk, cache.key, "key"),
                                      (dv, cache.value, "value")):
             d = self.linear_backward(dout, op_cache, p + "attention.self." + name, input_grad)

@@ -5,12 +5,12 @@ Optimizer state exists only for parameters that receive gradients, so a frozen b
 costs no optimizer memory or work.
 """
 from . import checks
-from .param_names import is_layernorm
+from .param_names import is_adapter_layernorm, is_layernorm
 
 
 def no_weight_decay(name):
-    """BERT's rule: biases and LayerNorm parameters are not decayed."""
-    return name.endswith(".bias") or is_layernorm(name)
+    """BERT's rule: biases and LayerNorm parameters (an adapter's own too) are not decayed."""
+    return name.endswith(".bias") or is_layernorm(name) or is_adapter_layernorm(name)
 
 
 def linear_warmup_decay(step, total_steps, warmup_fraction=0.1):

@@ -50,3 +50,8 @@ def is_layernorm(name):
 
 def is_adapter(name):
     return parse(name).kind == "adapter"
+
+
+def is_adapter_layernorm(name):
+    """A LayerNorm of an adapter's own (AdapterConfig's ln_before, ln_after)."""
+    return is_adapter(name) and name.split(".")[-2] in ("ln_before", "ln_after")

@@ -149,11 +149,12 @@ print(f"sigma = 1e-2 scores {small:.3f}; sigma = 1 scores {large:.3f}")
 # adapters of each layer in the span — keeping everything else as trained (the other
 # adapters, the LayerNorms, the head).
 #
-# How does the model know whether a layer has an adapter? `BertModel.layer_forward` calls
-# `_adapter_forward(name, x)`, which is the identity when `name + ".down.weight"` is not in
-# `model.params`. So deleting a layer's adapter tensors from `model.params` removes them from
-# the forward pass — that is all `disable_adapter_layers(model, layers)` does — while the
-# adapter set keeps its own copy, from which `set_active_adapters` puts them back.
+# How does the model know whether a layer has an adapter? `BertModel.layer_forward` ends each
+# block with `_block_end(site, o, x)`, which is the plain LayerNorm(o + x) when
+# `site + ".adapter.down.weight"` is not in `model.params`. So deleting a layer's adapter
+# tensors from `model.params` removes them from the forward pass — that is all
+# `disable_adapter_layers(model, layers)` does — while the adapter set keeps its own copy, from
+# which `set_active_adapters` puts them back.
 
 # %%
 name = "std=0.01"

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minibert import cli
+from minibert.adapters import ACTIVATIONS, PLACEMENTS, SITES
 from minibert.data import tasks
 from minibert.lab import analyses, bench, sweep
 from minibert.qa import squad
@@ -124,6 +125,13 @@ DATA_FILE_OPTIONS = {"--text-column": NOT_A_COLUMN, "--text-pair-column": NOT_A_
 NOT_A_POOLING = texts("max", "CLS", "mean_tokens", "")
 NOT_A_TRAINABLE_MODEL = NOT_A_MODEL | texts("bert-base-random", "tiny-random")
 MINILM_LAYERS, MINILM_POSITIONS = 6, 512
+# the adapter's variant: train's and sweep's; params takes those that change the count
+COUNTED_VARIANT_OPTIONS = {"--adapter-placement": names_other_than(PLACEMENTS),
+                           "--adapter-sites": names_other_than(SITES),
+                           "--leave-out": integers_outside(0, MINILM_LAYERS - 1)}
+VARIANT_OPTIONS = {**COUNTED_VARIANT_OPTIONS,
+                   "--adapter-activation": names_other_than(ACTIVATIONS),
+                   "--adapter-scaling": texts("nan", "-nan", "inf", "-inf") | NOT_NUMBERS}
 
 # the options of shared_run_arguments: train, eval and experiment have them all
 RUN_OPTIONS = {"--model": NOT_A_TRAINABLE_MODEL, "--data-dir": NOT_A_FOLDER,
@@ -138,7 +146,7 @@ QA_OPTIONS = {"--doc-stride": POSITIVE_INTEGER, "--max-query-length": POSITIVE_I
 TRIAL_OPTIONS = {**RUN_OPTIONS, **QA_OPTIONS, **DATA_FILE_OPTIONS, "--method": NOT_A_METHOD,
                  "--adapter-init-std": NOT_POSITIVE, "--top-k": integers_outside(1, MINILM_LAYERS),
                  "--max-train-examples": COUNT, "--checkpoint-every": COUNT,
-                 "--pooling": NOT_A_POOLING}
+                 "--pooling": NOT_A_POOLING, **VARIANT_OPTIONS}
 # case -> (the valid arguments the bad one is added to, the command first; {option: bad
 # values}); an option's last occurrence is the one argparse keeps
 COMMANDS = {
@@ -151,7 +159,7 @@ COMMANDS = {
         "--top-k": integers_outside(1, MINILM_LAYERS), "--lr": NOT_POSITIVE,
         "--epochs": POSITIVE_INTEGER, "--max-train-examples": COUNT, "--seed": COUNT,
         "--checkpoint-every": COUNT, "--resume": NOT_A_FOLDER | texts("empty-folder", "done"),
-        "--pooling": NOT_A_POOLING, **QA_OPTIONS}),
+        "--pooling": NOT_A_POOLING, **QA_OPTIONS, **VARIANT_OPTIONS}),
     "train SQuAD": (["train", "--task", "SQuAD", "--out", "runs/new"], {
         **RUN_OPTIONS, **QA_OPTIONS,
         # the question, [CLS] and two [SEP]s leave a token of context in the default 384
@@ -181,8 +189,8 @@ COMMANDS = {
         "--max-seq-length": integers_outside(3, MINILM_POSITIONS), "--device": NOT_A_DEVICE}),
     "params": (["params"], {
         "--model": NOT_A_MODEL, "--adapter-size": POSITIVE_INTEGER,
-        "--leave-out": integers_outside(0, MINILM_LAYERS - 1), "--num-labels": POSITIVE_INTEGER,
-        "--pooling": NOT_A_POOLING}),
+        "--num-labels": POSITIVE_INTEGER, "--pooling": NOT_A_POOLING,
+        **COUNTED_VARIANT_OPTIONS}),
     # tiny-random holds 128 positions: the default lengths (up to 384) are refused for it
     "bench": (["bench", "--no-torch", "--models", "tiny-random", "--seq-length", "24"], {
         "--models": NOT_A_MODEL, "--batch-size": POSITIVE_INTEGER,

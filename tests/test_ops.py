@@ -7,7 +7,8 @@ import pytest
 import scipy.special
 
 from minibert.gradcheck import assert_gradients, random_projection
-from minibert.ops.activations import gelu_backward, gelu_forward, tanh_backward, tanh_forward
+from minibert.ops.activations import (gelu_backward, gelu_forward, swish_backward, swish_forward,
+                                      tanh_backward, tanh_forward)
 from minibert.ops.attention import (attention_backward, attention_forward, mask_to_bias,
                                     softmax_backward, softmax_forward)
 from minibert.ops.dropout import dropout_backward, dropout_forward, dropout_mask
@@ -100,6 +101,18 @@ def test_tanh_gradients():
     x = rand(4, 5, seed=5)
     loss, R = projected(lambda: tanh_forward(x)[0])
     assert_gradients(loss, {"x": x}, {"x": tanh_backward(R, tanh_forward(x)[1])}, tol=TOL)
+
+
+def test_swish_is_x_times_sigmoid_and_gradients():
+    x = rand(4, 5, seed=6, scale=3.0)
+    # float64: the tanh form of the sigmoid against 1 / (1 + e^-x), a few roundings apart
+    np.testing.assert_allclose(swish_forward(x)[0], x / (1.0 + np.exp(-x)), rtol=1e-14,
+                               atol=1e-15)
+    far = np.array([-1000.0, 1000.0], dtype=np.float32)       # no overflow where e^-x would
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(swish_forward(far)[0], [0.0, 1000.0])
+    loss, R = projected(lambda: swish_forward(x)[0])
+    assert_gradients(loss, {"x": x}, {"x": swish_backward(R, swish_forward(x)[1])}, tol=TOL)
 
 
 def test_dropout_train_and_eval():

@@ -65,6 +65,37 @@ def test_pooling_by_hand_wins_and_is_recorded_in_results_and_file(tmp_path, caps
 
 
 @pytest.mark.slow
+def test_an_adapter_variant_trains_is_recorded_and_evaluates_as_trained(tmp_path):
+    args = ["train", "--task", "TREC-6", "--out", str(tmp_path), "--epochs", "1",
+            "--max-train-examples", "32", "--max-eval-examples", "24", "--max-seq-length", "32",
+            "--adapter-placement", "parallel", "--adapter-activation", "swish",
+            "--adapter-sites", "attention.output", "output", "--adapter-ln-before",
+            "--leave-out", "0", "--adapter-size", "8"]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    variant = {"size": 8, "init_std": 1e-3, "activation": "swish", "leave_out": [0],
+               "placement": "parallel", "sites": ["attention.output", "output"],
+               "scaling": 4.0, "ln_before": True, "ln_after": False}
+    assert results["adapter"] == variant
+    info, tensors = read_adapter_file(tmp_path / "adapter.safetensors")
+    assert info["adapter"] == variant
+    assert "encoder.layer.1.attention.output.adapter.ln_before.weight" in tensors
+    assert not any(n.startswith("encoder.layer.0.") and ".adapter." in n for n in tensors)
+    again = run_eval("TREC-6", "minilm-l6", tmp_path / "adapter.safetensors",
+                     max_seq_length=32, max_eval_examples=24)
+    assert again["metrics"] == results["metrics"]
+
+
+def test_the_adapters_variant_is_refused_for_the_other_methods():
+    with pytest.raises(BadValue, match="adapter_placement: expected none with method full "
+                                       r"\(method adapters alone takes it\), found 'pfeiffer'"):
+        RunSettings(task="TREC-6", method="full", adapter_placement="pfeiffer")
+    with pytest.raises(BadValue, match="leave_out: expected none with method head"):
+        RunSettings(task="TREC-6", method="head", leave_out=[1])
+    assert RunSettings(task="TREC-6", leave_out=[3, 1, 3]).leave_out == (1, 3)
+
+
+@pytest.mark.slow
 def test_eval_reproduces_the_training_score_exactly(trec_run):
     out, results = trec_run
     again = run_eval("TREC-6", "minilm-l6", out / "adapter.safetensors",

@@ -29,7 +29,8 @@ from ..tokenizer import Tokenizer
 from ..train import configure
 from ..data import checks as data_checks
 from ..data import tasks
-from ..runs import CHECKPOINT, TaskData, build_model, evaluate, fit, new_head, run_train
+from ..runs import (CHECKPOINT, RunSettings, TaskData, build_model, evaluate, fit, new_head,
+                    run_train)
 from ..runs.checkpoint import read_manifest
 from ..runs.lock import locked
 
@@ -70,8 +71,11 @@ class Record:
 
 
 def changed_settings(then, now):
-    """{setting: (then, now)} of the settings that differ; `then` was read back from JSON."""
+    """{setting: (then, now)} of the settings that differ; `then` was read back from JSON. A
+    setting `then` lacks was written before it existed, when its default held."""
     now = json.loads(json.dumps(now))          # as JSON would give it back: tuples as lists
+    defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(RunSettings)}))
+    then = {**{k: v for k, v in defaults.items() if k not in then}, **then}
     return {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
 
 

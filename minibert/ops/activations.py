@@ -1,4 +1,4 @@
-"""Elementwise nonlinearities: GELU (exact erf form or tanh approximation), tanh and ReLU."""
+"""Elementwise nonlinearities: GELU (exact erf form or tanh approximation), tanh, ReLU, swish."""
 import math
 
 from ..backend import erf, get_array_module
@@ -47,3 +47,14 @@ def relu_forward(x):
 
 def relu_backward(dy, cache):
     return dy * cache["positive"]
+
+
+def swish_forward(x):
+    # x * sigmoid(x) (SiLU), sigmoid(x) as 0.5 (1 + tanh(x / 2)): no overflow for large |x|
+    sigmoid = 0.5 * (1.0 + get_array_module(x).tanh(0.5 * x))
+    return x * sigmoid, {"x": x, "sigmoid": sigmoid}
+
+
+def swish_backward(dy, cache):
+    x, s = cache["x"], cache["sigmoid"]
+    return dy * (s + x * s * (1.0 - s))

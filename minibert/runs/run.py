@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..adapter_files import save_adapters, save_trained
-from ..adapters import add_adapters
+from ..adapter_files import adapter_config_metadata, save_adapters, save_trained
+from ..adapters import add_adapter_set
 from ..atomic import write_atomically
 from ..checks import plural
 from ..heads import SequenceClassificationHead
@@ -75,8 +75,7 @@ def build_model(settings, name=None):
     model = BertModel.from_pretrained(settings.model, device=settings.device)
     model.seed(settings.seed)
     if settings.method == "adapters":
-        add_adapters(model, size=settings.adapter_size, init_std=settings.adapter_init_std,
-                     name=name or settings.task, seed=settings.seed)
+        add_adapter_set(model, settings.adapter_config(), name or settings.task, settings.seed)
     return model
 
 
@@ -266,6 +265,9 @@ class Run:
         return {
             "task": spec.name, "method": settings.method,
             "adapter_size": settings.adapter_size if settings.method == "adapters" else None,
+            # the adapter's whole variant, as its file keeps it
+            "adapter": (adapter_config_metadata(model.adapters.config)
+                        if settings.method == "adapters" else None),
             "pooling": settings.pooling,
             "pooling_reason": pooling_reason(settings.model, settings.pooling),
             "metrics": metrics, "score": metrics["score"], "score_metric": spec.score,

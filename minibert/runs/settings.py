@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .. import checks
-from ..adapters import DEFAULT_SIZE
+from ..adapters import ACTIVATIONS, DEFAULT_SIZE, PLACEMENTS, SITES, AdapterConfig
 from ..heads import POOLINGS
 from ..named_models import DEFAULT_MODEL, check_model, default_pooling
 from ..train import DEFAULT_LR, METHODS, TrainSettings
@@ -15,6 +15,9 @@ from ..data import own_data, tasks
 from ..qa import squad
 from .checkpoint import read_manifest
 
+# the settings of the adapter's variant (AdapterConfig's fields), for the adapters method alone
+VARIANT = ("adapter_placement", "adapter_activation", "adapter_sites", "adapter_scaling",
+           "adapter_ln_before", "adapter_ln_after", "leave_out")
 CHECKPOINT = "checkpoint.safetensors"    # an interrupted run's, in its output folder
 RESULTS = "results.json"                 # a finished run's
 QUESTION_ANSWERING = squad.SQUAD.kind
@@ -34,6 +37,13 @@ class RunSettings:
                                        # or runs/<training file's stem>
     adapter_size: int = DEFAULT_SIZE
     adapter_init_std: float = 1e-3
+    adapter_placement: str = "houlsby"  # houlsby | pfeiffer | parallel (the adapters module)
+    adapter_activation: str = "gelu"    # the bottleneck's nonlinearity
+    adapter_sites: tuple = None        # attention.output and/or output; None: the placement's
+    adapter_scaling: float = None      # the bottleneck's output times this; None: the placement's
+    adapter_ln_before: bool = False    # a LayerNorm of each adapter's own before down
+    adapter_ln_after: bool = False     # and after up
+    leave_out: tuple = ()              # layers without adapters
     pooling: str = None                # cls | mean; None: the checkpoint's (default_pooling);
                                        # SQuAD's head reads every token and takes none
     top_k: int = None
@@ -83,6 +93,7 @@ class RunSettings:
         # > 0, not >= 0 as for AdapterConfig: adapters of zero weights get zero weight gradients
         # and would stay zero, training their output bias alone
         checks.positive("adapter_init_std", self.adapter_init_std)
+        self._check_adapter_variant(config)
         self.pooling = check_pooling("pooling", self.pooling, spec, self.model)
         if self.top_k is not None and self.method != "top-k":
             raise checks.BadValue("top_k", f"expected none with method {self.method} (method "
@@ -104,6 +115,36 @@ class RunSettings:
         for name in ("data_dir", "train_file", "dev_file", "test_file"):
             if getattr(self, name) is not None:
                 setattr(self, name, os.path.abspath(getattr(self, name)))
+
+    def _check_adapter_variant(self, config):
+        """The adapter's variant, each setting named; other methods take none of them."""
+        checks.choice("adapter_placement", self.adapter_placement, PLACEMENTS)
+        checks.choice("adapter_activation", self.adapter_activation, sorted(ACTIVATIONS))
+        if self.adapter_sites is not None:
+            if isinstance(self.adapter_sites, str) or not self.adapter_sites:
+                raise checks.BadValue("adapter_sites", "expected a list of sites, found "
+                                                       f"{self.adapter_sites!r}")
+            for site in self.adapter_sites:
+                checks.choice("adapter_sites", site, SITES)
+            self.adapter_sites = tuple(s for s in SITES if s in self.adapter_sites)
+        if self.adapter_scaling is not None:
+            checks.finite("adapter_scaling", self.adapter_scaling)
+        checks.choice("adapter_ln_before", self.adapter_ln_before, (False, True))
+        checks.choice("adapter_ln_after", self.adapter_ln_after, (False, True))
+        checks.layers("leave_out", self.leave_out, config.num_hidden_layers)
+        self.leave_out = tuple(sorted(set(self.leave_out)))
+        if self.method != "adapters":
+            for field in dataclasses.fields(self):
+                if field.name in VARIANT and getattr(self, field.name) != field.default:
+                    raise checks.BadValue(field.name, f"expected none with method {self.method} "
+                                          f"(method adapters alone takes it), found "
+                                          f"{getattr(self, field.name)!r}")
+
+    def adapter_config(self):
+        """The AdapterConfig of an adapters run."""
+        return AdapterConfig(self.adapter_size, self.adapter_init_std, self.adapter_activation,
+                             self.leave_out, self.adapter_placement, self.adapter_sites,
+                             self.adapter_scaling, self.adapter_ln_before, self.adapter_ln_after)
 
     def _check_no_files(self):
         """Without train_file, the options of your own files are not taken."""
