@@ -1,0 +1,132 @@
+"""minibert's adapter variants against AdapterHub's own forward (`adapters` 1.3.0 on
+transformers 4.57.6, torch CPU, in an environment of its own: adapterhub_env.py), with the same
+weights: the real minilm-l6, adapters of every variant, LayerNorms trained away from the base's.
+Also AdapterHub's names: its BnConfig of each AdapterConfig, its tensor names, its size."""
+import json
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import minibert
+from minibert import adapterhub, named_models
+from minibert.adapters import AdapterConfig, add_adapters, layernorm_names, set_active_adapters
+
+import adapterhub_env
+from closeness import assert_close
+
+TEXTS = ["adapters keep the pretrained weights frozen", "a short one",
+         "the quick brown fox jumps over the lazy dog and runs away"]
+VARIANTS = {
+    # AdapterHub's three configs as it ships them: DoubleSeqBnConfig (Houlsby, swish),
+    # SeqBnConfig (Pfeiffer, relu) and ParBnConfig (parallel, relu, scaling 4)
+    "houlsby-swish": {"activation": "swish"},
+    "pfeiffer-relu": {"placement": "pfeiffer", "activation": "relu"},
+    "parallel-relu": {"placement": "parallel", "activation": "relu"},
+    # and the other settings, each at least once
+    "houlsby-gelu": {},
+    "houlsby-gelu_new-attention-only": {"activation": "gelu_new", "sites": ("attention.output",)},
+    "houlsby-tanh-output-only-ln-before-after": {"activation": "tanh", "sites": ("output",),
+                                                 "ln_before": True, "ln_after": True},
+    "pfeiffer-both-sites-ln-after": {"placement": "pfeiffer", "sites": ("attention.output",
+                                                                        "output"),
+                                     "ln_after": True},
+    "parallel-both-sites-scaling-2-ln-before": {"placement": "parallel", "scaling": 2.0,
+                                                "sites": ("attention.output", "output"),
+                                                "ln_before": True},
+    "houlsby-leave-out-0-3": {"leave_out": (0, 3)},
+}
+
+
+def adapted(fields, seed):
+    """minilm-l6 with an adapter set of the variant, its weights and LayerNorms moved well away
+    from the near-identity init, so that every tensor shapes the output."""
+    model = minibert.BertModel.from_pretrained("minilm-l6")
+    add_adapters(model, size=16, init_std=0.05, seed=seed, name="variant", **fields)
+    rng = np.random.default_rng(seed)
+    for name, p in model.params.items():
+        if ".adapter." in name or "LayerNorm" in name:
+            p += rng.normal(0.0, 0.05, p.shape).astype(p.dtype)
+    return model
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """{variant: (minibert's last hidden state, AdapterHub's, both in float64, the base
+    model's, AdapterHub's state_dict names of the adapter, ours for them)}."""
+    python = adapterhub_env.python()           # skips, saying why, where it cannot be made
+    work = tmp_path_factory.mktemp("adapterhub")
+    enc = minibert.Tokenizer.from_pretrained("minilm-l6")(TEXTS)
+    np.savez(work / "inputs.npz", **enc)
+    ours, ours64, cases, names = {}, {}, {}, {}
+    for seed, (variant, fields) in enumerate(VARIANTS.items()):
+        model = adapted(fields, seed)
+        config, L = model.adapters.config, model.config.num_hidden_layers
+        names[variant] = adapterhub.tensor_names(config, L, variant)
+        tensors = {hub: np.ascontiguousarray(model.params[n]) for n, hub in names[variant].items()}
+        tensors.update({n: np.ascontiguousarray(model.params[n]) for n in layernorm_names(L)})
+        safetensors.numpy.save_file(tensors, work / f"{variant}.safetensors")
+        cases[variant] = {"config": adapterhub.bn_config(config, model.config.hidden_size),
+                          "tensors": str(work / f"{variant}.safetensors")}
+        ours[variant] = model.forward(**enc)[0]
+        ours64[variant] = model.astype("float64").forward(**enc)[0]
+    set_active_adapters(model, None)
+    base = model.forward(**enc)[0]
+    (work / "cases.json").write_text(json.dumps({
+        "base": str(named_models.folder_of("minilm-l6")), "inputs": str(work / "inputs.npz"),
+        "cases": cases}))
+    assert python.is_file()
+    adapterhub_env.forward(work)
+    return {v: (ours[v], np.load(work / f"{v}.npy"), ours64[v],
+                np.load(work / f"{v}.float64.npy"), base,
+                json.loads((work / f"{v}.keys.json").read_text()), names[v]) for v in VARIANTS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_each_variant_computes_what_adapterhub_computes(compared, variant):
+    ours, theirs, ours64, theirs64, base, _, _ = compared[variant]
+    # float64: the same function, up to the round-off of 2.2e-16 that six layers of sums in
+    # two libraries' orders pile up (measured 9e-16 to 2.7e-14, the largest with ln_after)
+    assert_close(ours64, theirs64, tol=1e-12, name=variant)
+    # float32, as both are used: each side's own round-off, which an adapter's LayerNorms
+    # amplify (measured 3.9e-7 to 7.4e-6; minibert alone is 6.2e-6 from float64 there)
+    assert_close(ours, theirs, tol=1e-5, name=variant)
+    # and the adapters matter: without them the output is far from both
+    assert np.abs(base - theirs).max() > 1e-2 * np.abs(theirs).max()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_our_names_for_adapterhubs_tensors_are_its_own(compared, variant):
+    *_, keys, names = compared[variant]
+    # every name ours maps to is AdapterHub's; an ln_before is one module under two names
+    # there (adapter_norm_before and adapter_down.0), and we give it one of them
+    assert set(names.values()) <= set(keys)
+    aliases = {k for k in keys if ".adapter_norm_before." in k}
+    assert set(names.values()) | aliases == set(keys)
+
+
+@pytest.mark.parametrize("C", [8, 384, 768, 1024])
+def test_the_reduction_factor_gives_back_every_size(C):
+    for M in range(1, C + 1):
+        assert int(C // adapterhub.reduction_factor(C, M)) == M
+
+
+def test_bn_config_of_the_placements_are_adapterhubs_configs():
+    """The flags of DoubleSeqBnConfig, SeqBnConfig and ParBnConfig (adapters 1.3.0's
+    adapter_config.py) for the placements with AdapterHub's defaults."""
+    houlsby = adapterhub.bn_config(AdapterConfig(size=24, activation="swish"), 384)
+    assert {k: houlsby[k] for k in ("mh_adapter", "output_adapter", "original_ln_before",
+                                    "original_ln_after", "residual_before_ln", "is_parallel",
+                                    "non_linearity", "scaling")} == {
+        "mh_adapter": True, "output_adapter": True, "original_ln_before": False,
+        "original_ln_after": True, "residual_before_ln": True, "is_parallel": False,
+        "non_linearity": "swish", "scaling": 1.0}
+    assert houlsby["reduction_factor"] == 16.0
+    pfeiffer = adapterhub.bn_config(AdapterConfig(placement="pfeiffer", activation="relu"), 768)
+    assert (pfeiffer["mh_adapter"], pfeiffer["output_adapter"],
+            pfeiffer["original_ln_before"]) == (False, True, True)
+    parallel = adapterhub.bn_config(AdapterConfig(size=384, placement="parallel"), 768)
+    assert (parallel["is_parallel"], parallel["scaling"], parallel["reduction_factor"],
+            parallel["mh_adapter"]) == (True, 4.0, 2.0, False)
