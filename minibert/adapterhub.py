@@ -73,3 +73,40 @@ def tensor_names(adapter_config, num_layers, name, prefix=""):
     return names
 
 
+
+
+# ---------------------------------------------------------------------------- folders
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter.safetensors"
+HEAD_CONFIG, HEAD_WEIGHTS = "head_config.json", "model_head.safetensors"
+LAYERNORMS = "minibert_layernorms.safetensors"    # the LayerNorms trained with the adapters
+BASE_PREFIX = "bert."                # where a BertAdapterModel holds the base model
+MODEL_CLASS = "BertAdapterModel"
+
+
+def head_config(head, labels, dropout_prob):
+    """AdapterHub's head config of a minibert head's metadata, or a ValueError naming what
+    AdapterHub's heads cannot express."""
+    if head.get("kind") == "question-answering":
+        return {"head_type": "question_answering", "num_labels": 2, "layers": 1,
+                "activation_function": "tanh", "label2id": None, "dropout_prob": 0.0}
+    if head.get("pooling", "cls") != "cls":
+        raise ValueError(f"head: pooling {head['pooling']!r} (the mean of the tokens) is not a "
+                         "head AdapterHub has (its heads read the [CLS] token or the pooler)")
+    return {"head_type": "classification", "num_labels": head["num_labels"], "layers": 1,
+            "activation_function": "tanh", "use_pooler": True, "bias": True,
+            "dropout_prob": dropout_prob,
+            "label2id": None if labels is None else {label: i for i, label in enumerate(labels)}}
+
+
+def head_tensor_names(head, name):
+    """{minibert's head tensor name: AdapterHub's}: the last Linear of a 1-layer head is module
+    1 of its sequence, after its dropout."""
+    ours = "qa_outputs" if head.get("kind") == "question-answering" else "classifier"
+    return {f"{ours}.{kind}": f"heads.{name}.1.{kind}" for kind in ("weight", "bias")}
+
+
+def full_config(config, hidden_size, name, model_name):
+    """AdapterHub's wrapper around a config in its json files (its build_full_config)."""
+    return {"config": config, "hidden_size": hidden_size, "model_type": "bert",
+            "model_class": MODEL_CLASS, "model_name": model_name, "name": name,
+            "version": "adapters." + VERSION}

@@ -3,6 +3,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from .data import tasks
 from .data.formats import FORMATS
 from .runs import (Interrupted, RunSettings, resume_settings, run_eval, run_eval_files,
                    run_predict, run_train)
-from .runs.settings import check_question_answering, is_question_answering, pooling_reason
+from .runs.settings import (check_question_answering, is_question_answering, pooling_reason,
+                            trained_file)
 from .runs.settings import task as check_task
 
 
@@ -159,6 +161,21 @@ def given_columns(args):
     """The column names typed for eval and predict (None: the adapter file's)."""
     return {"text_column": args.text_column, "text_pair_column": args.text_pair_column,
             "label_column": getattr(args, "label_column", None)}
+
+
+def export_command(args):
+    """Write an adapter file as another library's files: an AdapterHub adapter folder."""
+    from .adapter_files import export_adapterhub
+    from .adapterhub import LAYERNORMS
+    path = trained_file("adapters", args.adapters)
+    checks.existing_file("adapters", path)
+    checks.output_folder("out", args.out)
+    files = export_adapterhub(path, args.out, with_head=not args.no_head)
+    print(f"{args.out}: {', '.join(files)}\nin AdapterHub, on a BertAdapterModel of the same "
+          f"base: model.load_adapter({str(args.out)!r}, use_safetensors=True), then the "
+          f"LayerNorms trained with the adapters: model.load_state_dict(safetensors.torch."
+          f"load_file({str(Path(args.out) / LAYERNORMS)!r}), strict=False)")
+    return 0
 
 
 def bench_command(args):
@@ -416,6 +433,19 @@ def add_predict_parser(commands):
     return label
 
 
+def add_export_parser(commands):
+    """`minibert export`."""
+    export = commands.add_parser("export", help=export_command.__doc__)
+    export.add_argument("--adapters", required=True,
+                        help="a run's folder, or the adapter file its run wrote")
+    export.add_argument("--to", required=True, choices=["adapterhub"],
+                        help="adapterhub: a folder AdapterHub's load_adapter reads")
+    export.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    export.add_argument("--no-head", action="store_true",
+                        help="the adapters and LayerNorms alone, without the task's head")
+    return export
+
+
 def add_bench_parser(commands):
     """`minibert bench`."""
     bench = commands.add_parser("bench", help=bench_command.__doc__)
@@ -501,6 +531,7 @@ def make_parser():
     train = add_train_parser(commands)
     add_eval_parser(commands)
     add_predict_parser(commands)
+    add_export_parser(commands)
     add_bench_parser(commands)
     add_experiment_parser(commands)
     add_sweep_parser(commands, train)
@@ -516,7 +547,8 @@ def main(argv=None):
     speed.enable()              # every command runs the ops shared out over the cores
     try:
         return {"gradcheck": gradcheck_command, "params": params_command, "train": train_command,
-                "eval": eval_command, "predict": predict_command, "bench": bench_command,
+                "eval": eval_command, "predict": predict_command, "export": export_command,
+                "bench": bench_command,
                 "experiment": experiment_command, "sweep": sweep_command}[args.command](args)
     except checks.BadValue as e:          # named as the option the user typed
         options = {action.dest: action.option_strings[-1]

@@ -4,7 +4,11 @@ environment (adapterhub_env.py); it imports nothing of minibert.
     python adapterhub_forward.py WORK
 
 WORK/cases.json: {"base": HF model folder, "inputs": .npz with input_ids, token_type_ids and
-attention_mask, "cases": {NAME: {"config": BnConfig fields, "tensors": .safetensors}}}. Each
+attention_mask, "cases": {NAME: {"config": BnConfig fields, "tensors": .safetensors}},
+"folders": {NAME: an adapter folder}}. Each folder is loaded as AdapterHub's users load one,
+into a BertAdapterModel with `load_adapter(folder, use_safetensors=True)` and the LayerNorms of
+its minibert_layernorms.safetensors; WORK/NAME.logits.npy gets its head's logits (question
+answering: start and end, stacked), NAME.logits.float64.npy the same in float64. Each
 case's tensors (AdapterHub's names, and the LayerNorms trained with the adapter under the
 base's names) are loaded into transformers' BertModel with adapter NAME added by
 `adapters.init`, each of the adapter's parameters given (an alias of it counts). WORK/NAME.npy
@@ -46,3 +50,20 @@ for name, case in spec["cases"].items():
     keys = sorted(k for k in model.state_dict() if f".adapters.{name}." in k)
     (work / f"{name}.keys.json").write_text(json.dumps(keys))
     print(name, "done")
+for name, folder in spec.get("folders", {}).items():
+    model = adapters.BertAdapterModel.from_pretrained(spec["base"], attn_implementation="eager")
+    loaded = model.load_adapter(folder, use_safetensors=True)
+    model.set_active_adapters(loaded)
+    _, unexpected = model.load_state_dict(load_file(f"{folder}/minibert_layernorms.safetensors"),
+                                          strict=False)
+    assert not unexpected, f"{name}: LayerNorm names the model does not have: {unexpected}"
+    model.eval()
+    with torch.no_grad():
+        for suffix in ("", ".float64"):
+            if suffix:
+                model.double()
+            out = model(**inputs)
+            logits = (torch.stack([out.start_logits, out.end_logits]) if hasattr(out, "start_logits")
+                      else out.logits)
+            np.save(work / f"{name}.logits{suffix}.npy", logits.numpy())
+    print(name, "loaded as", loaded, "done")

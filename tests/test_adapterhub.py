@@ -3,6 +3,7 @@ transformers 4.57.6, torch CPU, in an environment of its own: adapterhub_env.py)
 weights: the real minilm-l6, adapters of every variant, LayerNorms trained away from the base's.
 Also AdapterHub's names: its BnConfig of each AdapterConfig, its tensor names, its size."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ import safetensors.numpy
 
 import minibert
 from minibert import adapterhub, named_models
+from minibert.adapter_files import load_adapters, save_adapters
 from minibert.adapters import AdapterConfig, add_adapters, layernorm_names, set_active_adapters
+from minibert.cli import main
 
 import adapterhub_env
 from closeness import assert_close
@@ -52,8 +55,9 @@ def adapted(fields, seed):
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    """{variant: (minibert's last hidden state, AdapterHub's, both in float64, the base
-    model's, AdapterHub's state_dict names of the adapter, ours for them)}."""
+    """({variant: (minibert's last hidden state, AdapterHub's, both in float64, the base
+    model's, AdapterHub's state_dict names of the adapter, ours for them)}, {export: (our
+    head's logits, in float64, AdapterHub's of the exported folder, in float64)})."""
     python = adapterhub_env.python()           # skips, saying why, where it cannot be made
     work = tmp_path_factory.mktemp("adapterhub")
     enc = minibert.Tokenizer.from_pretrained("minilm-l6")(TEXTS)
@@ -72,20 +76,77 @@ def compared(tmp_path_factory):
         ours64[variant] = model.astype("float64").forward(**enc)[0]
     set_active_adapters(model, None)
     base = model.forward(**enc)[0]
+    folders, logits = {}, {}
+    for export, make in EXPORTS.items():
+        file = make(work / export)
+        folders[export] = str(work / export / "hub")
+        assert main(["export", "--adapters", str(file), "--to", "adapterhub", "--out",
+                     folders[export]]) == 0
+        logits[export] = [head_logits(file, enc, dtype) for dtype in ("float32", "float64")]
     (work / "cases.json").write_text(json.dumps({
         "base": str(named_models.folder_of("minilm-l6")), "inputs": str(work / "inputs.npz"),
-        "cases": cases}))
+        "cases": cases, "folders": folders}))
     assert python.is_file()
     adapterhub_env.forward(work)
-    return {v: (ours[v], np.load(work / f"{v}.npy"), ours64[v],
-                np.load(work / f"{v}.float64.npy"), base,
-                json.loads((work / f"{v}.keys.json").read_text()), names[v]) for v in VARIANTS}
+    variants = {v: (ours[v], np.load(work / f"{v}.npy"), ours64[v],
+                    np.load(work / f"{v}.float64.npy"), base,
+                    json.loads((work / f"{v}.keys.json").read_text()), names[v])
+                for v in VARIANTS}
+    exports = {e: (*logits[e], np.load(work / f"{e}.logits.npy"),
+                   np.load(work / f"{e}.logits.float64.npy")) for e in EXPORTS}
+    return variants, exports
+
+
+def trained_here(folder):
+    """An adapter file of a real (short) training run: TREC-6, Houlsby's adapters, the head on
+    the pooled [CLS] (AdapterHub's heads have no mean pooling)."""
+    assert main(["train", "--task", "TREC-6", "--out", str(folder), "--epochs", "1",
+                 "--max-train-examples", "64", "--max-eval-examples", "16",
+                 "--max-seq-length", "32", "--pooling", "cls"]) == 0
+    return folder / "adapter.safetensors"
+
+
+def saved(fields, head, labels=None):
+    """An adapter file of a variant with a random head (`head`: 1 label, or "qa")."""
+    def make(folder):
+        model = adapted(fields, seed=7)
+        h = (minibert.QuestionAnsweringHead(384, initializer_range=0.2, seed=3) if head == "qa"
+             else minibert.SequenceClassificationHead(384, head, initializer_range=0.2, seed=3))
+        h.params = {n: p + 0.1 for n, p in h.params.items()}    # biases away from zero too
+        save_adapters(model, folder / "adapter.safetensors", head=h, task="mine",
+                      data=None if head == "qa" else {"labels": labels})
+        return folder / "adapter.safetensors"
+    return make
+
+
+EXPORTS = {
+    "trained-houlsby-classification": trained_here,
+    "pfeiffer-ln-after-regression": saved({"placement": "pfeiffer", "ln_after": True}, 1),
+    "parallel-question-answering": saved({"placement": "parallel", "activation": "relu"}, "qa"),
+}
+
+
+def head_logits(file, enc, dtype):
+    """minibert's logits of an adapter file's head on the inputs (question answering: start
+    and end, stacked), in dtype."""
+    model = minibert.BertModel.from_pretrained("minilm-l6")
+    head = load_adapters(model, file)
+    model.astype(dtype)
+    head.astype(dtype)
+    model.eval()
+    head.eval()
+    seq, pooled = model.forward(**enc)
+    if isinstance(head, minibert.QuestionAnsweringHead):
+        start, end = head.forward(seq, np.ones(seq.shape[:2], dtype=bool))[0]
+        return np.stack([start, end])
+    out = head.forward(pooled)[0]
+    return out[:, None] if head.is_regression else out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_each_variant_computes_what_adapterhub_computes(compared, variant):
-    ours, theirs, ours64, theirs64, base, _, _ = compared[variant]
+    ours, theirs, ours64, theirs64, base, _, _ = compared[0][variant]
     # float64: the same function, up to the round-off of 2.2e-16 that six layers of sums in
     # two libraries' orders pile up (measured 9e-16 to 2.7e-14, the largest with ln_after)
     assert_close(ours64, theirs64, tol=1e-12, name=variant)
@@ -99,12 +160,22 @@ def test_each_variant_computes_what_adapterhub_computes(compared, variant):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_our_names_for_adapterhubs_tensors_are_its_own(compared, variant):
-    *_, keys, names = compared[variant]
+    *_, keys, names = compared[0][variant]
     # every name ours maps to is AdapterHub's; an ln_before is one module under two names
     # there (adapter_norm_before and adapter_down.0), and we give it one of them
     assert set(names.values()) <= set(keys)
     aliases = {k for k in keys if ".adapter_norm_before." in k}
     assert set(names.values()) | aliases == set(keys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export", sorted(EXPORTS))
+def test_an_exported_adapter_gives_in_adapterhub_the_logits_it_gives_here(compared, export):
+    ours, ours64, theirs, theirs64 = compared[1][export]
+    # float64: the same function (measured 1.1e-15 to 4.4e-15); float32: each side's
+    # round-off (measured 5.3e-7 to 2.3e-6)
+    assert_close(ours64, theirs64, tol=1e-12, name=export)
+    assert_close(ours, theirs, tol=1e-5, name=export)
 
 
 @pytest.mark.parametrize("C", [8, 384, 768, 1024])
@@ -130,3 +201,67 @@ def test_bn_config_of_the_placements_are_adapterhubs_configs():
     parallel = adapterhub.bn_config(AdapterConfig(size=384, placement="parallel"), 768)
     assert (parallel["is_parallel"], parallel["scaling"], parallel["reduction_factor"],
             parallel["mh_adapter"]) == (True, 4.0, 2.0, False)
+
+
+def tiny_adapter_file(tmp_path, pooling="cls", method_file=False):
+    from conftest import tiny_config
+    model = minibert.BertModel(tiny_config())
+    head = minibert.SequenceClassificationHead(8, 2, pooling=pooling)
+    if method_file:
+        from minibert.adapter_files import save_trained
+        from minibert.train import configure
+        configure(model, head, "full")
+        save_trained(model, tmp_path / "trained.safetensors", head, "full", task="t")
+        return tmp_path / "trained.safetensors"
+    add_adapters(model, size=2, placement="parallel")
+    save_adapters(model, tmp_path / "adapter.safetensors", head=head, task="t",
+                  data={"labels": ["neg", "pos"]})
+    return tmp_path / "adapter.safetensors"
+
+
+def test_export_writes_adapterhubs_files_and_says_how_to_load_the_layernorms(tmp_path, capsys):
+    file = tiny_adapter_file(tmp_path)
+    assert main(["export", "--adapters", str(tmp_path), "--to", "adapterhub", "--out",
+                 str(tmp_path / "hub")]) == 0
+    assert sorted(p.name for p in (tmp_path / "hub").iterdir()) == sorted([
+        "adapter_config.json", "adapter.safetensors", "head_config.json",
+        "model_head.safetensors", "minibert_layernorms.safetensors"])
+    config = json.loads((tmp_path / "hub" / "adapter_config.json").read_text())
+    assert (config["name"], config["model_name"], config["model_class"], config["version"]) == (
+        "t", None, "BertAdapterModel", "adapters.1.3.0")
+    assert config["config"]["is_parallel"] and config["config"]["reduction_factor"] == 4.0
+    head = json.loads((tmp_path / "hub" / "head_config.json").read_text())["config"]
+    assert head["label2id"] == {"neg": 0, "pos": 1} and head["use_pooler"]
+    weights = safetensors.numpy.load_file(tmp_path / "hub" / "adapter.safetensors")
+    assert "bert.encoder.layer.1.output.adapters.t.adapter_up.weight" in weights
+    assert "load_state_dict(safetensors.torch.load_file(" in capsys.readouterr().out
+    assert file.is_file()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("mean pooling", "pooling 'mean' .* is not a head AdapterHub has .*; export the adapters "
+                     "alone"),
+    ("trained file", "a trained file of method full; only adapter files have an AdapterHub"),
+    ("folder not empty", "--out: expected a new or empty folder, found .*, which holds files"),
+])
+def test_export_refuses_what_adapterhub_cannot_hold_and_writes_nothing(tmp_path, capsys, case,
+                                                                        message):
+    file = tiny_adapter_file(tmp_path, pooling="mean" if case == "mean pooling" else "cls",
+                             method_file=case == "trained file")
+    out = tmp_path / "hub"
+    if case == "folder not empty":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine\n")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["export", "--adapters", str(file), "--to", "adapterhub", "--out",
+                 str(out)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and re.search(message, error), error
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_export_without_the_head_takes_a_mean_pooled_run(tmp_path):
+    tiny_adapter_file(tmp_path, pooling="mean")
+    assert main(["export", "--adapters", str(tmp_path), "--to", "adapterhub", "--out",
+                 str(tmp_path / "hub"), "--no-head"]) == 0
+    assert not (tmp_path / "hub" / "head_config.json").exists()

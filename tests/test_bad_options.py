@@ -191,6 +191,9 @@ COMMANDS = {
         "--model": NOT_A_MODEL, "--adapter-size": POSITIVE_INTEGER,
         "--num-labels": POSITIVE_INTEGER, "--pooling": NOT_A_POOLING,
         **COUNTED_VARIANT_OPTIONS}),
+    "export": (["export", "--adapters", "adapter.safetensors", "--to", "adapterhub", "--out",
+                "hub"], {"--adapters": NOT_A_FILE, "--to": names_other_than(["adapterhub"]),
+                         "--out": NO_OUTPUT_FOLDER | texts("done")}),    # done/ holds a file
     # tiny-random holds 128 positions: the default lengths (up to 384) are refused for it
     "bench": (["bench", "--no-torch", "--models", "tiny-random", "--seq-length", "24"], {
         "--models": NOT_A_MODEL, "--batch-size": POSITIVE_INTEGER,
