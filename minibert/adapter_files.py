@@ -115,9 +115,12 @@ def _write(path, tensors, info):
 
 
 def read_adapter_file(path, tensors=True):
-    """(info dict, {name: float32 array}) of an adapter file or a trained file, refusing
-    anything else; with tensors=False, (info dict, None), the metadata alone read."""
+    """(info dict, {name: float32 array}) of an adapter file or a trained file, or of an
+    AdapterHub adapter folder (minibert.adapterhub.read_folder), refusing anything else; with
+    tensors=False, (info dict, None), the metadata alone read."""
     path = Path(path)
+    if adapterhub.is_folder(path):
+        return adapterhub.read_folder(path, tensors)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such adapter file")
     try:
@@ -145,10 +148,13 @@ def load_adapters(model, path, name=None, expected_size=None):
 
 def _load_adapter_set(model, path, info, tensors, name=None, expected_size=None):
     """load_adapters on a file already read: (info, tensors) of read_adapter_file."""
-    if info["format"] != FORMAT:
+    if info["format"] == adapterhub.FORMAT:
+        tensors = _with_base_layernorms(model, info, tensors, path)
+    elif info["format"] != FORMAT:
         raise ValueError(f"{path}: a trained file of method {info['method']}, not an adapter "
                          "file (load it with load_training_file)")
-    _check_base(model, info, path)
+    else:
+        _check_base(model, info, path)
     if expected_size is not None and info["adapter"]["size"] != expected_size:
         raise ValueError(f"{path}: holds adapters of size {info['adapter']['size']}, "
                          f"expected size {expected_size}")
@@ -159,7 +165,7 @@ def _load_adapter_set(model, path, info, tensors, name=None, expected_size=None)
     if head is not None:
         expected.update({n: tuple(p.shape) for n, p in head.params.items()})
     _check_tensors(tensors, expected, path)
-    name = name or info["task"] or path.stem
+    name = name or info["task"] or info.get("name") or path.stem
     if name in model.adapters:
         raise ValueError(f"{path}: the model has an adapter set named {name!r} already; "
                          "load this file under another name")
@@ -176,7 +182,7 @@ def load_training_file(model, path):
     made active), or a trained file (its weights copied into the model's). Returns the head."""
     path = Path(path)
     info, tensors = read_adapter_file(path)
-    if info["format"] == FORMAT:
+    if info["format"] in (FORMAT, adapterhub.FORMAT):
         return _load_adapter_set(model, path, info, tensors)
     _check_base(model, info, path, set(info["trained"]))
     head = head_from_metadata(info["head"], model.config.hidden_size, model.device, model.dtype)
@@ -190,6 +196,19 @@ def load_training_file(model, path):
         model.params[n] = model.device.asarray(tensors[n], dtype=model.dtype)
     head.params = {n: model.device.asarray(tensors[n], dtype=model.dtype) for n in head.params}
     return head
+
+
+def _with_base_layernorms(model, info, tensors, path):
+    """An AdapterHub folder's tensors, with the base model's LayerNorms where the folder holds
+    none of its own (AdapterHub trains the adapters alone); it names no fingerprint, only
+    the hidden size it was made for."""
+    C = info["base_config"]["hidden_size"]
+    if C != model.config.hidden_size:
+        raise ValueError(f"{path}: made for a base model with hidden_size {C}, but this model "
+                         f"has hidden_size {model.config.hidden_size}")
+    base = {n: np.ascontiguousarray(to_host(p), np.float32)
+            for n, p in model.adapters.base_layernorms().items()}
+    return {**base, **tensors}
 
 
 def _check_base(model, info, path, trained=None):

@@ -10,9 +10,13 @@ before the block's LayerNorm (`residual_before_ln=True`) and end in it
 `output_adapter` (the feed-forward block). The size is a `reduction_factor`, M = int(C //
 reduction_factor).
 """
+import json
 import math
+import re
+from pathlib import Path
 
 from .adapters import SITES, adapter_prefixes, adapter_shapes
+from .pretrained import read_weights
 
 VERSION = "1.3.0"                     # the AdapterHub release these names are those of
 PLACEMENT_FLAGS = {                   # placement -> the BnConfig flags that make it
@@ -110,3 +114,216 @@ def full_config(config, hidden_size, name, model_name):
     return {"config": config, "hidden_size": hidden_size, "model_type": "bert",
             "model_class": MODEL_CLASS, "model_name": model_name, "name": name,
             "version": "adapters." + VERSION}
+
+
+# ---------------------------------------------------------------------------- reading
+FORMAT = "adapterhub"                 # the format read_folder's metadata says it came from
+ADAPTER_WEIGHTS_BIN, HEAD_WEIGHTS_BIN = "pytorch_adapter.bin", "pytorch_model_head.bin"
+# files before adapters 1.0 (adapter-transformers) named the tanh form "gelu", the erf "gelu_orig"
+LEGACY_NON_LINEARITIES = {"gelu": "gelu_new", "gelu_orig": "gelu"}
+OURS_OF_NON_LINEARITY = {**{hub: ours for ours, hub in NON_LINEARITIES.items()}, "silu": "swish"}
+# BnConfig fields minibert's adapters have no counterpart for, and the value that means "none"
+WITHOUT = {"use_gating": False, "phm_layer": False, "inv_adapter": None, "cross_adapter": False,
+           "adapter_residual_before_ln": False, "stochastic_depth": 0.0}
+# BnConfig fields that do not change what a trained adapter computes
+IGNORED = {"architecture", "init_weights", "init_weights_seed", "dropout", "phm_dim",
+           "factorized_phm_W", "shared_W_phm", "shared_phm_rule", "factorized_phm_rule",
+           "phm_c_init", "phm_init_range", "learn_phm", "hypercomplex_nonlinearity", "phm_rank",
+           "phm_bias", "inv_adapter_reduction_factor"}
+READ = {"mh_adapter", "output_adapter", "reduction_factor", "non_linearity", "original_ln_before",
+        "original_ln_after", "residual_before_ln", "is_parallel", "ln_before", "ln_after",
+        "scaling", "leave_out"}
+KEY = re.compile(r"(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapters\."
+                 r"([^.]+)\.(adapter_down\.[01]|adapter_up|adapter_norm_before|"
+                 r"adapter_norm_after)\.(weight|bias)")
+HEAD_KEY = re.compile(r"heads\.([^.]+)\.(\d+)\.(weight|bias)")
+
+
+def is_folder(path):
+    """Whether `path` is an AdapterHub adapter folder (it holds adapter_config.json)."""
+    return Path(path).is_dir() and (Path(path) / ADAPTER_CONFIG).is_file()
+
+
+def read_folder(folder, tensors=True):
+    """(metadata, {minibert's name: float32 array}) of an AdapterHub adapter folder, in the
+    form of a minibert adapter file's (adapter_files.read_adapter_file): the adapter's
+    AdapterConfig fields, its head and labels, and its tensors under minibert's names (the
+    LayerNorms too where the folder holds minibert_layernorms.safetensors). Anything minibert
+    cannot compute as AdapterHub does is refused in one line naming the field and its value."""
+    folder = Path(folder)
+    if (folder / "adapter_fusion_config.json").exists():
+        raise ValueError(f"{folder}: an AdapterFusion (adapter_fusion_config.json); minibert "
+                         "reads single bottleneck adapters")
+    full = _read_json(folder / ADAPTER_CONFIG)
+    where = folder / ADAPTER_CONFIG
+    config = full.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: config: expected a bottleneck adapter's settings, found "
+                         f"{config!r}")
+    if config.get("architecture") is not None:
+        raise ValueError(f"{where}: config.architecture {config['architecture']!r}: minibert "
+                         "reads bottleneck adapters alone (architecture null)")
+    if full.get("model_type", "bert") != "bert":
+        raise ValueError(f"{where}: model_type {full['model_type']!r}: minibert is BERT")
+    C = full.get("hidden_size")
+    if not isinstance(C, int) or C < 1:
+        raise ValueError(f"{where}: hidden_size: expected a positive integer, found {C!r}")
+    adapter = adapter_fields(config, C, "version" in full, where)
+    name = full.get("name")
+    info = {"format": FORMAT, "task": None, "name": name, "base_fingerprint": None,
+            "base_config": {"hidden_size": C}, "adapter": adapter, "head": None, "data": None}
+    head_tensors = None
+    if (folder / HEAD_CONFIG).is_file():
+        info["head"], labels, head_tensors = _head(folder, C, tensors)
+        info["data"] = {"labels": labels} if "num_labels" in info["head"] else None
+    if not tensors:
+        return info, None
+    found = _adapter_tensors(_weights(folder, ADAPTER_WEIGHTS, ADAPTER_WEIGHTS_BIN), name,
+                             adapter["ln_before"], folder)
+    if (folder / LAYERNORMS).is_file():
+        found.update({n.removeprefix(BASE_PREFIX): a
+                      for n, a in read_weights(folder / LAYERNORMS).items()})
+    return info, {**found, **(head_tensors or {})}
+
+
+def adapter_fields(config, C, versioned, where):
+    """AdapterConfig's fields of a BnConfig's (a dict), or a ValueError naming the field."""
+    def refuse(field, why):
+        raise ValueError(f"{where}: config.{field} {config.get(field)!r}: {why}")
+    for field in sorted(set(config) - READ - IGNORED - set(WITHOUT)):
+        refuse(field, "a setting minibert's adapters do not have")
+    for field, none in WITHOUT.items():
+        if config.get(field, none) not in (none, None if none is False else none):
+            refuse(field, "minibert's adapters have no such part")
+    flags = {k: config.get(k) for k in ("original_ln_before", "original_ln_after",
+                                        "residual_before_ln", "is_parallel")}
+    if flags["original_ln_after"] is not True:
+        refuse("original_ln_after", "expected true: every placement ends in the block's "
+                                    "LayerNorm")
+    if flags["is_parallel"]:
+        placement = "parallel"
+    elif flags["original_ln_before"]:
+        if flags["residual_before_ln"] is not True:
+            refuse("residual_before_ln", "expected true with original_ln_before (Pfeiffer's "
+                                         "adapter adds the sub-layer's own output)")
+        placement = "pfeiffer"
+    else:
+        if flags["residual_before_ln"] not in (True, False):
+            refuse("residual_before_ln", "expected true or false before the block's "
+                                         "LayerNorm")
+        placement = "houlsby"
+    sites = tuple(site for site, flag in SITE_FLAGS.items() if config.get(flag))
+    if not sites:
+        refuse("output_adapter", "expected mh_adapter or output_adapter true: no site has an "
+                                 "adapter")
+    nonlinearity = str(config.get("non_linearity")).lower()
+    if not versioned:                   # written by adapter-transformers, before "version"
+        nonlinearity = LEGACY_NON_LINEARITIES.get(nonlinearity, nonlinearity)
+    if nonlinearity not in OURS_OF_NON_LINEARITY:
+        refuse("non_linearity", f"expected one of {', '.join(sorted(OURS_OF_NON_LINEARITY))}")
+    factor = config.get("reduction_factor")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+        refuse("reduction_factor", "expected a number > 0 (one size for every layer)")
+    scaling = config.get("scaling", 1.0)
+    if not isinstance(scaling, float):
+        refuse("scaling", "expected a float (a learned scaling is not minibert's)")
+    leave_out = config.get("leave_out") or []
+    if not isinstance(leave_out, list) or not all(isinstance(l, int) for l in leave_out):
+        refuse("leave_out", "expected a list of layer indices")
+    for field in ("ln_before", "ln_after"):
+        if not isinstance(config.get(field, False), bool):
+            refuse(field, "expected true or false")
+    return {"size": max(1, int(C // factor)), "init_std": 1e-3,
+            "activation": OURS_OF_NON_LINEARITY[nonlinearity], "leave_out": sorted(leave_out),
+            "placement": placement, "sites": list(sites), "scaling": scaling,
+            "ln_before": config.get("ln_before", False), "ln_after": config.get("ln_after", False)}
+
+
+def _adapter_tensors(tensors, name, ln_before, folder):
+    """AdapterHub's adapter tensors under minibert's names."""
+    modules = {"adapter_down.0": "ln_before" if ln_before else "down",
+               "adapter_down.1": "down", "adapter_up": "up",
+               "adapter_norm_before": "ln_before", "adapter_norm_after": "ln_after"}
+    ours = {}
+    for key, array in tensors.items():
+        match = KEY.fullmatch(key)
+        if match is None or match[3] != name or (match[4] == "adapter_down.1" and not ln_before):
+            raise ValueError(f"{folder}: tensor {key} is not one of adapter {name!r}'s")
+        layer, site, _, module, kind = match.groups()
+        ours[f"encoder.layer.{layer}.{site}.adapter.{modules[module]}.{kind}"] = array
+    return ours
+
+
+def _head(folder, C, tensors):
+    """(minibert's head metadata, labels in id order or None, {minibert's name: array} or None
+    when tensors is False) of the folder's head."""
+    where = folder / HEAD_CONFIG
+    full = _read_json(where)
+    config = full.get("config") or {}
+    kind = config.get("head_type")
+    if kind not in ("classification", "question_answering"):
+        raise ValueError(f"{where}: config.head_type {kind!r}: minibert has classification "
+                         "(and regression, one label) and question_answering heads")
+    if config.get("layers") != 1:
+        raise ValueError(f"{where}: config.layers {config.get('layers')!r}: minibert's heads "
+                         "are one linear layer")
+    if config.get("bias", True) is not True:
+        raise ValueError(f"{where}: config.bias {config.get('bias')!r}: minibert's heads have "
+                         "a bias")
+    if kind == "question_answering":
+        if config.get("num_labels", 2) != 2:
+            raise ValueError(f"{where}: config.num_labels {config['num_labels']!r}: a "
+                             "question-answering head has 2 (start, end)")
+        head, ours, labels = {"kind": "question-answering"}, "qa_outputs", None
+    else:
+        if config.get("use_pooler") is not True:
+            raise ValueError(f"{where}: config.use_pooler {config.get('use_pooler')!r}: "
+                             "minibert's one-layer heads read the pooler")
+        num_labels = config.get("num_labels")
+        if not isinstance(num_labels, int) or num_labels < 1:
+            raise ValueError(f"{where}: config.num_labels: expected a positive integer, found "
+                             f"{num_labels!r}")
+        labels = _labels(config.get("label2id"), num_labels, where)
+        head = {"num_labels": num_labels, "dropout_prob": config.get("dropout_prob") or 0.0,
+                "pooling": "cls", "pooling_reason": "AdapterHub's head on the pooler"}
+        ours = "classifier"
+    if not tensors:
+        return head, labels, None
+    found = {}
+    for key, array in _weights(folder, HEAD_WEIGHTS, HEAD_WEIGHTS_BIN).items():
+        match = HEAD_KEY.fullmatch(key)
+        if match is None or match[1] != full.get("name") or match[2] != "1":
+            raise ValueError(f"{folder}: tensor {key} is not one of head {full.get('name')!r}'s "
+                             "one linear layer (heads.NAME.1.weight and .bias)")
+        found[f"{ours}.{match[3]}"] = array
+    return head, labels, found
+
+
+def _labels(label2id, num_labels, where):
+    """The label names in id order: None for regression; where the file names none,
+    transformers' own names for them, LABEL_0, LABEL_1, ..."""
+    if num_labels == 1:
+        return None
+    if label2id is None:
+        return [f"LABEL_{i}" for i in range(num_labels)]
+    ids = sorted(label2id.values()) if isinstance(label2id, dict) else None
+    if ids != list(range(num_labels)):
+        raise ValueError(f"{where}: config.label2id: expected ids 0 .. {num_labels - 1}, found "
+                         f"{label2id!r}")
+    return [label for label, _ in sorted(label2id.items(), key=lambda item: item[1])]
+
+
+def _weights(folder, safe, pickled):
+    """The tensors of folder/safe, else of folder/pickled (read without torch, refusing every
+    pickled global but tensors)."""
+    for file in (safe, pickled):
+        if (folder / file).is_file():
+            return read_weights(folder / file)
+    raise ValueError(f"{folder}: expected {safe} or {pickled}, found neither")
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable JSON file ({e})") from None

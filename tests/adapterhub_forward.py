@@ -8,7 +8,11 @@ attention_mask, "cases": {NAME: {"config": BnConfig fields, "tensors": .safetens
 "folders": {NAME: an adapter folder}}. Each folder is loaded as AdapterHub's users load one,
 into a BertAdapterModel with `load_adapter(folder, use_safetensors=True)` and the LayerNorms of
 its minibert_layernorms.safetensors; WORK/NAME.logits.npy gets its head's logits (question
-answering: start and end, stacked), NAME.logits.float64.npy the same in float64. Each
+answering: start and end, stacked), NAME.logits.float64.npy the same in float64. And
+"made": {NAME: {"config": a config name or BnConfig fields, "head": add_classification_head's
+arguments, "folder": where to save, "safetensors": bool, "seed": int}}: an adapter and head
+made in AdapterHub, their weights drawn at random (the adapter's large enough to matter),
+saved with save_adapter; WORK/NAME.logits.npy gets their logits. Each
 case's tensors (AdapterHub's names, and the LayerNorms trained with the adapter under the
 base's names) are loaded into transformers' BertModel with adapter NAME added by
 `adapters.init`, each of the adapter's parameters given (an alias of it counts). WORK/NAME.npy
@@ -63,7 +67,26 @@ for name, folder in spec.get("folders", {}).items():
             if suffix:
                 model.double()
             out = model(**inputs)
-            logits = (torch.stack([out.start_logits, out.end_logits]) if hasattr(out, "start_logits")
-                      else out.logits)
+            logits = (torch.stack([out.start_logits, out.end_logits])
+                      if hasattr(out, "start_logits") else out.logits)
             np.save(work / f"{name}.logits{suffix}.npy", logits.numpy())
     print(name, "loaded as", loaded, "done")
+for name, made in spec.get("made", {}).items():
+    torch.manual_seed(made["seed"])
+    model = adapters.BertAdapterModel.from_pretrained(spec["base"], attn_implementation="eager")
+    model.add_adapter(name, config=made["config"])
+    head = dict(made["head"])
+    head["id2label"] = {int(i): label for i, label in head.get("id2label", {}).items()} or None
+    model.add_classification_head(name, **head)
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            if f".adapters.{name}." in key or f"heads.{name}." in key:
+                p.copy_(torch.randn_like(p) * 0.05 + (1.0 if key.endswith("norm_after.weight")
+                                                      or "adapter_norm_before.weight" in key
+                                                      else 0.0))
+    model.set_active_adapters(name)
+    model.save_adapter(made["folder"], name, with_head=True, use_safetensors=made["safetensors"])
+    model.eval()
+    with torch.no_grad():
+        np.save(work / f"{name}.logits.npy", model(**inputs).logits.numpy())
+    print(name, "made")

@@ -4,6 +4,7 @@ weights: the real minilm-l6, adapters of every variant, LayerNorms trained away 
 Also AdapterHub's names: its BnConfig of each AdapterConfig, its tensor names, its size."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,9 +84,11 @@ def compared(tmp_path_factory):
         assert main(["export", "--adapters", str(file), "--to", "adapterhub", "--out",
                      folders[export]]) == 0
         logits[export] = [head_logits(file, enc, dtype) for dtype in ("float32", "float64")]
+    made = {name: {**spec, "folder": str(work / name), "seed": seed}
+            for seed, (name, spec) in enumerate(MADE.items())}
     (work / "cases.json").write_text(json.dumps({
         "base": str(named_models.folder_of("minilm-l6")), "inputs": str(work / "inputs.npz"),
-        "cases": cases, "folders": folders}))
+        "cases": cases, "folders": folders, "made": made}))
     assert python.is_file()
     adapterhub_env.forward(work)
     variants = {v: (ours[v], np.load(work / f"{v}.npy"), ours64[v],
@@ -94,7 +97,8 @@ def compared(tmp_path_factory):
                 for v in VARIANTS}
     exports = {e: (*logits[e], np.load(work / f"{e}.logits.npy"),
                    np.load(work / f"{e}.logits.float64.npy")) for e in EXPORTS}
-    return variants, exports
+    made_here = {name: (np.load(work / f"{name}.logits.npy"), work / name) for name in MADE}
+    return variants, exports, made_here
 
 
 def trained_here(folder):
@@ -123,6 +127,18 @@ EXPORTS = {
     "trained-houlsby-classification": trained_here,
     "pfeiffer-ln-after-regression": saved({"placement": "pfeiffer", "ln_after": True}, 1),
     "parallel-question-answering": saved({"placement": "parallel", "activation": "relu"}, "qa"),
+}
+
+
+# adapters and heads made in AdapterHub, its three configs by name, saved both ways
+MADE = {
+    "hub-houlsby": {"config": "double_seq_bn", "safetensors": True,
+                    "head": {"num_labels": 3, "layers": 1, "use_pooler": True,
+                             "id2label": {"0": "neg", "1": "neutral", "2": "pos"}}},
+    "hub-pfeiffer": {"config": "seq_bn", "safetensors": False,        # pytorch_adapter.bin
+                     "head": {"num_labels": 1, "layers": 1, "use_pooler": True}},
+    "hub-parallel": {"config": "par_bn", "safetensors": True,
+                     "head": {"num_labels": 2, "layers": 1, "use_pooler": True}},
 }
 
 
@@ -176,6 +192,38 @@ def test_an_exported_adapter_gives_in_adapterhub_the_logits_it_gives_here(compar
     # round-off (measured 5.3e-7 to 2.3e-6)
     assert_close(ours64, theirs64, tol=1e-12, name=export)
     assert_close(ours, theirs, tol=1e-5, name=export)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("made", sorted(MADE))
+def test_an_adapter_made_in_adapterhub_gives_here_the_logits_it_gives_there(compared, made):
+    theirs, folder = compared[2][made]
+    model = minibert.BertModel.from_pretrained("minilm-l6")
+    head = load_adapters(model, folder)
+    assert model.adapters.active == made
+    seq, pooled = model.forward(**minibert.Tokenizer.from_pretrained("minilm-l6")(TEXTS))
+    ours = head.forward(pooled)[0]
+    # float32 on both sides, as the variants' (measured 2.6e-7 to 2.6e-6)
+    assert_close(ours[:, None] if head.is_regression else ours, theirs, tol=1e-5, name=made)
+
+
+@pytest.mark.slow
+def test_predict_labels_a_file_with_an_adapterhub_folder_as_adapterhub_would(compared,
+                                                                            tmp_path):
+    theirs, folder = compared[2]["hub-houlsby"]
+    (tmp_path / "texts.csv").write_text("id,text\n" + "".join(
+        f"{i},{text}\n" for i, text in enumerate(TEXTS)))
+    assert main(["predict", "--adapters", str(folder), "--input", str(tmp_path / "texts.csv"),
+                 "--output", str(tmp_path / "labels.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    labels = MADE["hub-houlsby"]["head"]["id2label"]
+    probabilities = np.exp(theirs - theirs.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    assert [row["predicted_label"] for row in rows] == [labels[str(i)]
+                                                        for i in theirs.argmax(1)]
+    ours = np.array([[row["probabilities"][labels[str(i)]] for i in range(3)] for row in rows])
+    assert_close(ours, probabilities, tol=1e-5)        # (measured 8.2e-8)
+    assert [row["id"] for row in rows] == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize("C", [8, 384, 768, 1024])
@@ -265,3 +313,111 @@ def test_export_without_the_head_takes_a_mean_pooled_run(tmp_path):
     assert main(["export", "--adapters", str(tmp_path), "--to", "adapterhub", "--out",
                  str(tmp_path / "hub"), "--no-head"]) == 0
     assert not (tmp_path / "hub" / "head_config.json").exists()
+
+
+def exported_tiny(tmp_path):
+    """A tiny model's adapter file and its AdapterHub folder, made by export."""
+    file = tiny_adapter_file(tmp_path)
+    assert main(["export", "--adapters", str(file), "--to", "adapterhub", "--out",
+                 str(tmp_path / "hub")]) == 0
+    return tmp_path / "hub"
+
+
+def test_an_exported_folder_loads_back_as_the_adapter_file_it_came_from(tmp_path, batch):
+    from conftest import tiny_config
+    hub = exported_tiny(tmp_path)
+    outputs = []
+    for source in (tmp_path / "adapter.safetensors", hub):
+        model = minibert.BertModel(tiny_config())
+        head = load_adapters(model, source, name="t")
+        seq, pooled = model.forward(**batch)
+        outputs.append((seq, head.forward(pooled)[0], model.adapters.config))
+    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+    assert outputs[0][2] == outputs[1][2]
+
+
+def rewrite_config(folder, change, file="adapter_config.json"):
+    full = json.loads((folder / file).read_text())
+    change(full)
+    (folder / file).write_text(json.dumps(full))
+
+
+def evil_pickle(path):
+    """A torch.save-like zip whose data.pkl would run a shell command when unpickled."""
+    import os
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, ("touch pwned",)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(Evil()))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("truncated weights", r"adapter.safetensors"),
+    ("a pickle that runs code", r"refusing to load the global (posix|nt)\.system"),
+    ("an unknown nonlinearity", r"config.non_linearity 'leakyrelu': expected one of gelu, "
+                                r"gelu_new, relu, silu, swish, tanh"),
+    ("LoRA", r"config.architecture 'lora': minibert reads bottleneck adapters alone"),
+    ("a fusion", r"an AdapterFusion \(adapter_fusion_config.json\)"),
+    ("a field minibert lacks", r"config.use_gating True: minibert's adapters have no such part"),
+    ("a learned scaling", r"config.scaling 'learned': expected a float"),
+    ("Pfeiffer's residual after its LayerNorm", r"config.residual_before_ln False: expected "
+                                                r"true with original_ln_before"),
+    ("a head of an unknown type", r"config.head_type 'tagging': minibert has classification"),
+    ("a two-layer head", r"config.layers 2: minibert's heads are one linear layer"),
+    ("another hidden size", r"made for a base model with hidden_size 768, but this model has "
+                            r"hidden_size 8"),
+])
+def test_bad_adapterhub_folders_are_refused_in_one_line_and_nothing_is_loaded(tmp_path, case,
+                                                                            message):
+    from conftest import tiny_config
+    hub = exported_tiny(tmp_path)
+    if case == "truncated weights":
+        data = (hub / "adapter.safetensors").read_bytes()
+        (hub / "adapter.safetensors").write_bytes(data[:len(data) // 2])
+    elif case == "a pickle that runs code":
+        (hub / "adapter.safetensors").unlink()
+        evil_pickle(hub / "pytorch_adapter.bin")
+    elif case == "a fusion":
+        (hub / "adapter_fusion_config.json").write_text("{}")
+    elif case in ("a head of an unknown type", "a two-layer head"):
+        change = {"a head of an unknown type": ("head_type", "tagging"),
+                  "a two-layer head": ("layers", 2)}[case]
+        rewrite_config(hub, lambda full: full["config"].update([change]), "head_config.json")
+    elif case == "another hidden size":
+        rewrite_config(hub, lambda full: full.update(hidden_size=768))
+    else:
+        change = {"an unknown nonlinearity": ("non_linearity", "leakyrelu"),
+                  "LoRA": ("architecture", "lora"), "a field minibert lacks": ("use_gating", True),
+                  "a learned scaling": ("scaling", "learned"),
+                  "Pfeiffer's residual after its LayerNorm": ("original_ln_before", True)}[case]
+        rewrite_config(hub, lambda full: full["config"].update([change]))
+        if case.startswith("Pfeiffer"):
+            rewrite_config(hub, lambda full: full["config"].update(residual_before_ln=False,
+                                                                   is_parallel=False))
+    model = minibert.BertModel(tiny_config())
+    with pytest.raises(ValueError, match=message) as refused:
+        load_adapters(model, hub)
+    assert len(str(refused.value).splitlines()) == 1
+    assert model.adapters.active is None and not model.adapters.sets
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_a_folder_of_adapter_transformers_days_means_the_tanh_form_by_gelu(tmp_path):
+    """Files without a "version" come from adapter-transformers, whose "gelu" was the tanh
+    form (and "gelu_orig" the erf one); adapters 1.x reads them so."""
+    from conftest import tiny_config
+    from minibert.adapter_files import read_adapter_file
+    hub = exported_tiny(tmp_path)
+    for version, written, read in ((True, "gelu", "gelu"), (False, "gelu", "gelu_new"),
+                                   (False, "gelu_orig", "gelu")):
+        def change(full):
+            full["config"]["non_linearity"] = written
+            if not version:
+                full.pop("version", None)
+        rewrite_config(hub, change)
+        assert read_adapter_file(hub, tensors=False)[0]["adapter"]["activation"] == read

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from .. import checks, speed
+from .. import adapterhub, checks, speed
 from ..adapter_files import load_training_file, read_adapter_file
 from ..backend import to_host
 from ..heads import QuestionAnsweringHead, SequenceClassificationHead
@@ -94,7 +94,8 @@ def check(spec, splits, model_name, adapters, data_dir, batch_size, max_seq_leng
         max_seq_length = recorded_length(adapters)
     max_seq_length = default_sequence_length(spec, max_seq_length)
     check_data_and_model(spec, splits, model_name, data_dir, batch_size, max_seq_length, device)
-    checks.existing_file("adapters", adapters)
+    if not adapterhub.is_folder(adapters):
+        checks.existing_file("adapters", adapters)
     return max_seq_length, checks.example_count("max_eval_examples", max_eval_examples)
 
 

@@ -5,7 +5,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from .. import checks
+from .. import adapterhub, checks
 from ..adapters import ACTIVATIONS, DEFAULT_SIZE, PLACEMENTS, SITES, AdapterConfig
 from ..heads import POOLINGS
 from ..named_models import DEFAULT_MODEL, check_model, default_pooling
@@ -271,9 +271,10 @@ TRAINED_FILES = (ADAPTER_FILE, TRAINED_FILE)
 
 
 def trained_file(name, path):
-    """The file eval and predict load: `path` itself, or in a run's folder the file its run
-    wrote (the adapter file, or another method's trained file)."""
-    if path is None or not Path(path).is_dir():
+    """The file eval and predict load: `path` itself (an AdapterHub adapter folder too), or in
+    a run's folder the file its run wrote (the adapter file, or another method's trained
+    file)."""
+    if path is None or not Path(path).is_dir() or adapterhub.is_folder(path):
         return path
     found = [Path(path) / f for f in TRAINED_FILES if (Path(path) / f).is_file()]
     if len(found) != 1:
