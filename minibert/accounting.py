@@ -28,7 +28,7 @@ def parameter_table(config, adapter_size=DEFAULT_SIZE, leave_out=(), num_labels=
     rows += [(f"layer {l} (attention, feed-forward)", layer, False) for l in range(L)]
     rows += [(f"LayerNorms ({2 * L + 1} x 2C)", (2 * L + 1) * 2 * C, True),
              ("pooler (dense on [CLS])" if pooling == "cls" else
-              "pooler (dense on [CLS]; unused: mean pooling)", linear(C, C), False),
+              f"pooler (dense on [CLS]; unused: {pooling} pooling)", linear(C, C), False),
              (f"adapters ({adapters} {adapter.placement} x ({formula}), M={adapter_size})",
               adapters * per_adapter, True),
              (f"head ({num_labels} labels)", linear(C, num_labels), True)]

@@ -93,20 +93,26 @@ def head_config(head, labels, dropout_prob):
     if head.get("kind") == "question-answering":
         return {"head_type": "question_answering", "num_labels": 2, "layers": 1,
                 "activation_function": "tanh", "label2id": None, "dropout_prob": 0.0}
-    if head.get("pooling", "cls") != "cls":
-        raise ValueError(f"head: pooling {head['pooling']!r} (the mean of the tokens) is not a "
-                         "head AdapterHub has (its heads read the [CLS] token or the pooler)")
-    return {"head_type": "classification", "num_labels": head["num_labels"], "layers": 1,
-            "activation_function": "tanh", "use_pooler": True, "bias": True,
+    if head.get("pooling", "cls") == "mean":
+        raise ValueError("head: pooling 'mean' (the mean of the tokens) is not a head "
+                         "AdapterHub has (its heads read the [CLS] token or the pooler)")
+    return {"head_type": "classification", "num_labels": head["num_labels"],
+            "layers": head.get("layers", 1), "activation_function": "tanh",
+            "use_pooler": head.get("pooling", "cls") == "cls", "bias": True,
             "dropout_prob": dropout_prob,
             "label2id": None if labels is None else {label: i for i, label in enumerate(labels)}}
 
 
 def head_tensor_names(head, name):
-    """{minibert's head tensor name: AdapterHub's}: the last Linear of a 1-layer head is module
-    1 of its sequence, after its dropout."""
-    ours = "qa_outputs" if head.get("kind") == "question-answering" else "classifier"
-    return {f"{ours}.{kind}": f"heads.{name}.1.{kind}" for kind in ("weight", "bias")}
+    """{minibert's head tensor name: AdapterHub's}. AdapterHub's head is a sequence: dropout,
+    linear (module 1); a two-layer one goes on with tanh, dropout, linear (module 4)."""
+    if head.get("kind") == "question-answering":
+        modules = {"qa_outputs": 1}
+    else:
+        modules = {"pre_classifier": 1, "classifier": 4} if head.get("layers", 1) == 2 \
+            else {"classifier": 1}
+    return {f"{ours}.{kind}": f"heads.{name}.{i}.{kind}" for ours, i in modules.items()
+            for kind in ("weight", "bias")}
 
 
 def full_config(config, hidden_size, name, model_name):
@@ -136,7 +142,6 @@ READ = {"mh_adapter", "output_adapter", "reduction_factor", "non_linearity", "or
 KEY = re.compile(r"(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapters\."
                  r"([^.]+)\.(adapter_down\.[01]|adapter_up|adapter_norm_before|"
                  r"adapter_norm_after)\.(weight|bias)")
-HEAD_KEY = re.compile(r"heads\.([^.]+)\.(\d+)\.(weight|bias)")
 
 
 def is_folder(path):
@@ -264,9 +269,14 @@ def _head(folder, C, tensors):
     if kind not in ("classification", "question_answering"):
         raise ValueError(f"{where}: config.head_type {kind!r}: minibert has classification "
                          "(and regression, one label) and question_answering heads")
-    if config.get("layers") != 1:
-        raise ValueError(f"{where}: config.layers {config.get('layers')!r}: minibert's heads "
-                         "are one linear layer")
+    layers = config.get("layers")
+    if layers not in ((1,) if kind == "question_answering" else (1, 2)):
+        raise ValueError(f"{where}: config.layers {layers!r}: minibert's heads have one linear "
+                         "layer (classification: or two)")
+    if layers == 2 and config.get("activation_function") != "tanh":
+        raise ValueError(f"{where}: config.activation_function "
+                         f"{config.get('activation_function')!r}: minibert's two-layer head "
+                         "has tanh")
     if config.get("bias", True) is not True:
         raise ValueError(f"{where}: config.bias {config.get('bias')!r}: minibert's heads have "
                          "a bias")
@@ -274,28 +284,31 @@ def _head(folder, C, tensors):
         if config.get("num_labels", 2) != 2:
             raise ValueError(f"{where}: config.num_labels {config['num_labels']!r}: a "
                              "question-answering head has 2 (start, end)")
-        head, ours, labels = {"kind": "question-answering"}, "qa_outputs", None
+        head, labels = {"kind": "question-answering"}, None
     else:
-        if config.get("use_pooler") is not True:
-            raise ValueError(f"{where}: config.use_pooler {config.get('use_pooler')!r}: "
-                             "minibert's one-layer heads read the pooler")
+        if not isinstance(config.get("use_pooler", False), bool):
+            raise ValueError(f"{where}: config.use_pooler {config['use_pooler']!r}: expected "
+                             "true or false")
         num_labels = config.get("num_labels")
         if not isinstance(num_labels, int) or num_labels < 1:
             raise ValueError(f"{where}: config.num_labels: expected a positive integer, found "
                              f"{num_labels!r}")
         labels = _labels(config.get("label2id"), num_labels, where)
+        pooler = config.get("use_pooler", False)
         head = {"num_labels": num_labels, "dropout_prob": config.get("dropout_prob") or 0.0,
-                "pooling": "cls", "pooling_reason": "AdapterHub's head on the pooler"}
-        ours = "classifier"
+                "pooling": "cls" if pooler else "cls_token",
+                "pooling_reason": "AdapterHub's head, on the " + ("pooler" if pooler else
+                                                                  "[CLS] token"),
+                **({"layers": 2} if layers == 2 else {})}
     if not tensors:
         return head, labels, None
+    ours_of = {hub: ours for ours, hub in head_tensor_names(head, full.get("name")).items()}
     found = {}
     for key, array in _weights(folder, HEAD_WEIGHTS, HEAD_WEIGHTS_BIN).items():
-        match = HEAD_KEY.fullmatch(key)
-        if match is None or match[1] != full.get("name") or match[2] != "1":
+        if key not in ours_of:
             raise ValueError(f"{folder}: tensor {key} is not one of head {full.get('name')!r}'s "
-                             "one linear layer (heads.NAME.1.weight and .bias)")
-        found[f"{ours}.{match[3]}"] = array
+                             f"(those are {', '.join(sorted(ours_of))})")
+        found[ours_of[key]] = array
     return head, labels, found
 
 

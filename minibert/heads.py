@@ -2,8 +2,10 @@
 
 SequenceClassificationHead, on one vector per sequence: dropout -> linear -> loss. Its
 `pooling` says which vector: "cls", the pooler's tanh(W h_[CLS]) (BERT's, as adapter-bert reads
-it), or "mean", the mean of the last layer's token states over the attention mask (what a
-sentence-transformers checkpoint was trained to give; the pooler is not used).
+it), "mean", the mean of the last layer's token states over the attention mask (what a
+sentence-transformers checkpoint was trained to give; the pooler is not used), or "cls_token",
+the last layer's [CLS] state itself. layers=2 puts a dense C -> C layer, tanh and dropout
+before the linear one (AdapterHub's default classification head, on "cls_token").
 num_labels > 1: classification with softmax cross-entropy; num_labels == 1: regression
 (STS-B) with mean squared error -- the convention of Hugging Face's
 BertForSequenceClassification, whose parameter names ("classifier.*") the head shares.
@@ -20,14 +22,15 @@ from typing import NamedTuple
 
 from .backend import host_generator
 from .module import Module
-from .ops import dropout, losses, pooling, span
+from .ops import activations, dropout, losses, pooling, span
 
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "cls_token")
 
 
 class HeadCache(NamedTuple):
-    pooling: dict | None            # mean pooling's; None for cls (the model pooled)
+    pooling: dict | tuple | None    # mean pooling's; cls_token's (B, T, C); None for cls
     dropout: tuple | None
+    hidden: tuple | None            # a two-layer head's dense, tanh and second dropout
     linear: tuple
     loss: tuple | None              # None when the forward had no labels
 
@@ -40,8 +43,18 @@ class SpanCache(NamedTuple):
 
 class SequenceClassificationHead(Module):
     def __init__(self, hidden_size, num_labels, dropout_prob=0.1, initializer_range=0.02,
-                 device=None, dtype="float32", seed=0, pooling="cls", pooling_reason=None):
+                 device=None, dtype="float32", seed=0, pooling="cls", pooling_reason=None,
+                 layers=1):
         super().__init__(device, dtype, seed)
+        if layers not in (1, 2):
+            raise ValueError(f"layers: expected 1 or 2, found {layers!r}")
+        self.layers = layers
+        if layers == 2:                 # its own generator: the classifier's draws stay as they are
+            init = host_generator(seed + 1)
+            self.params["pre_classifier.weight"] = self._normal(init, (hidden_size, hidden_size),
+                                                                initializer_range)
+            self.params["pre_classifier.bias"] = self.device.xp.zeros((hidden_size,),
+                                                                      dtype=dtype)
         if num_labels < 1:
             raise ValueError(f"num_labels: expected >= 1, found {num_labels}")
         if pooling not in POOLINGS:
@@ -67,12 +80,18 @@ class SequenceClassificationHead(Module):
         """feature (B, C), one vector per sequence (forward_batch picks it by the pooling) ->
         logits (B, K) [or predictions (B,) for regression], and the mean loss against labels
         (B,) when labels are given (else None)."""
-        x, dropout_cache = dropout.dropout_forward(feature, self.dropout_prob,
-                                                   self.rng if self.training else None)
+        rng = self.rng if self.training else None
+        x, dropout_cache = dropout.dropout_forward(feature, self.dropout_prob, rng)
+        hidden = None
+        if self.layers == 2:            # AdapterHub's default: dense, tanh, dropout first
+            x, dense_cache = self.linear(x, "pre_classifier")
+            x, tanh_cache = activations.tanh_forward(x)
+            x, second_dropout = dropout.dropout_forward(x, self.dropout_prob, rng)
+            hidden = (dense_cache, tanh_cache, second_dropout)
         logits, linear_cache = self.linear(x, "classifier")
         if self.is_regression:
             logits = logits[:, 0]
-        self._cache = HeadCache(None, dropout_cache, linear_cache, None)
+        self._cache = HeadCache(None, dropout_cache, hidden, linear_cache, None)
         if labels is None:
             return logits, None
         labels = self._check_labels(labels, logits.shape[0])
@@ -80,7 +99,7 @@ class SequenceClassificationHead(Module):
             loss, loss_cache = losses.mse_forward(logits, labels)
         else:
             loss, loss_cache = losses.cross_entropy_forward(logits, labels)
-        self._cache = HeadCache(None, dropout_cache, linear_cache, loss_cache)
+        self._cache = HeadCache(None, dropout_cache, hidden, linear_cache, loss_cache)
         return logits, loss
 
     def backward(self, dloss=1.0):
@@ -92,13 +111,18 @@ class SequenceClassificationHead(Module):
             dlogits = losses.mse_backward(dloss, cache.loss)[:, None]
         else:
             dlogits = losses.cross_entropy_backward(dloss, cache.loss)
-        return dropout.dropout_backward(self.linear_backward(dlogits, cache.linear, "classifier"),
-                                cache.dropout)
+        dx = self.linear_backward(dlogits, cache.linear, "classifier")
+        if cache.hidden is not None:
+            dense_cache, tanh_cache, second_dropout = cache.hidden
+            dx = activations.tanh_backward(dropout.dropout_backward(dx, second_dropout),
+                                           tanh_cache)
+            dx = self.linear_backward(dx, dense_cache, "pre_classifier")
+        return dropout.dropout_backward(dx, cache.dropout)
 
     def metadata(self):
         """What an adapter file says of the head, enough to build it again (head_from_metadata)."""
         info = {"num_labels": self.num_labels, "dropout_prob": self.dropout_prob,
-                "pooling": self.pooling}
+                "pooling": self.pooling, **({"layers": 2} if self.layers == 2 else {})}
         return info if self.pooling_reason is None else {**info,
                                                          "pooling_reason": self.pooling_reason}
 
@@ -107,6 +131,10 @@ class SequenceClassificationHead(Module):
         pooled, or on the mean of seq over the batch's "attention_mask"."""
         if self.reads_pooled:
             return self.forward(pooled, batch.get("labels"))
+        if self.pooling == "cls_token":
+            out = self.forward(seq[:, 0], batch.get("labels"))
+            self._cache = self._cache._replace(pooling=seq.shape)
+            return out
         mean, pooling_cache = pooling.mean_pool_forward(
             seq, self.device.asarray(batch["attention_mask"]))
         out = self.forward(mean, batch.get("labels"))
@@ -118,6 +146,10 @@ class SequenceClassificationHead(Module):
         dfeature = self.backward(dloss)
         if self.reads_pooled:
             return None, dfeature
+        if self.pooling == "cls_token":
+            dseq = self.device.xp.zeros(self._cache.pooling, dtype=dfeature.dtype)
+            dseq[:, 0] = dfeature
+            return dseq, None
         return pooling.mean_pool_backward(dfeature, self._cache.pooling), None
 
     def _check_labels(self, labels, B):
@@ -219,4 +251,5 @@ def head_from_metadata(info, hidden_size, device=None, dtype="float32"):
     return SequenceClassificationHead(hidden_size, info["num_labels"], info["dropout_prob"],
                                       device=device, dtype=dtype,
                                       pooling=info.get("pooling", "cls"),
-                                      pooling_reason=info.get("pooling_reason"))
+                                      pooling_reason=info.get("pooling_reason"),
+                                      layers=info.get("layers", 1))

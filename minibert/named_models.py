@@ -100,8 +100,8 @@ def has_weights(name_or_path):
 
 def default_pooling(name_or_path):
     """(pooling, why): the feature a sequence head reads by default on this model. A
-    sentence-transformers checkpoint's own ("mean" or "cls", from its Pooling config), else
-    "cls", the pooled [CLS] BERT was pretrained with."""
+    sentence-transformers checkpoint's own ("mean" or "cls_token", from its Pooling config),
+    else "cls", the pooled [CLS] BERT was pretrained with."""
     named = _named(name_or_path)
     if not has_weights(name_or_path):
         mode, why = None, "an architecture without a checkpoint"

@@ -100,8 +100,8 @@ def read_pretrained(path_or_hub_id):
 
 def read_pooling(folder):
     """(mode, why) of a sentence-transformers folder's pooling, the feature of a sequence its
-    checkpoint was trained to give: mode "mean" or "cls" when its Pooling config names that
-    mode alone; None when the folder has no Pooling config, or names another mode or several
+    checkpoint was trained to give: mode "mean" or "cls_token" when its Pooling config names
+    that mode alone; None when the folder has no Pooling config, or names another mode or several
     (why says which). The config is modules.json's Pooling module, else 1_Pooling/."""
     folder = Path(folder)
     pooling_dir = "1_Pooling"
@@ -116,8 +116,9 @@ def read_pooling(folder):
     named = sorted(k for k, v in config.items() if k.startswith("pooling_mode_") and v is True)
     if isinstance(config.get("pooling_mode"), str):                 # newer files name it once
         named = [f"pooling_mode_{config['pooling_mode']}"]
-    mode = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
-            "pooling_mode_mean": "mean", "pooling_mode_cls": "cls"}.get(
+    # sentence-transformers' CLS mode is the [CLS] token's state itself, without BERT's pooler
+    mode = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls_token",
+            "pooling_mode_mean": "mean", "pooling_mode_cls": "cls_token"}.get(
         named[0] if len(named) == 1 else None)
     return mode, f"{pooling_dir}/config.json names {', '.join(named) or 'no mode'}"
 

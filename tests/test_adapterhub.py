@@ -110,12 +110,13 @@ def trained_here(folder):
     return folder / "adapter.safetensors"
 
 
-def saved(fields, head, labels=None):
-    """An adapter file of a variant with a random head (`head`: 1 label, or "qa")."""
+def saved(fields, head, labels=None, **head_fields):
+    """An adapter file of a variant with a random head (`head`: its labels' count, or "qa")."""
     def make(folder):
         model = adapted(fields, seed=7)
         h = (minibert.QuestionAnsweringHead(384, initializer_range=0.2, seed=3) if head == "qa"
-             else minibert.SequenceClassificationHead(384, head, initializer_range=0.2, seed=3))
+             else minibert.SequenceClassificationHead(384, head, initializer_range=0.2, seed=3,
+                                                      **head_fields))
         h.params = {n: p + 0.1 for n, p in h.params.items()}    # biases away from zero too
         save_adapters(model, folder / "adapter.safetensors", head=h, task="mine",
                       data=None if head == "qa" else {"labels": labels})
@@ -127,6 +128,9 @@ EXPORTS = {
     "trained-houlsby-classification": trained_here,
     "pfeiffer-ln-after-regression": saved({"placement": "pfeiffer", "ln_after": True}, 1),
     "parallel-question-answering": saved({"placement": "parallel", "activation": "relu"}, "qa"),
+    "houlsby-two-layer-head-on-the-cls-token": saved({"activation": "swish"}, 4,
+                                                     ["a", "b", "c", "d"], pooling="cls_token",
+                                                     layers=2),
 }
 
 
@@ -139,6 +143,9 @@ MADE = {
                      "head": {"num_labels": 1, "layers": 1, "use_pooler": True}},
     "hub-parallel": {"config": "par_bn", "safetensors": True,
                      "head": {"num_labels": 2, "layers": 1, "use_pooler": True}},
+    # add_classification_head's defaults: two layers with tanh, on the [CLS] token
+    "hub-houlsby-default-head": {"config": "double_seq_bn", "safetensors": True,
+                                 "head": {"num_labels": 2}},
 }
 
 
@@ -155,7 +162,7 @@ def head_logits(file, enc, dtype):
     if isinstance(head, minibert.QuestionAnsweringHead):
         start, end = head.forward(seq, np.ones(seq.shape[:2], dtype=bool))[0]
         return np.stack([start, end])
-    out = head.forward(pooled)[0]
+    out = head.forward_batch(seq, pooled, enc)[0]        # on what its pooling reads
     return out[:, None] if head.is_regression else out
 
 
@@ -201,8 +208,9 @@ def test_an_adapter_made_in_adapterhub_gives_here_the_logits_it_gives_there(comp
     model = minibert.BertModel.from_pretrained("minilm-l6")
     head = load_adapters(model, folder)
     assert model.adapters.active == made
-    seq, pooled = model.forward(**minibert.Tokenizer.from_pretrained("minilm-l6")(TEXTS))
-    ours = head.forward(pooled)[0]
+    enc = minibert.Tokenizer.from_pretrained("minilm-l6")(TEXTS)
+    seq, pooled = model.forward(**enc)
+    ours = head.forward_batch(seq, pooled, enc)[0]
     # float32 on both sides, as the variants' (measured 2.6e-7 to 2.6e-6)
     assert_close(ours[:, None] if head.is_regression else ours, theirs, tol=1e-5, name=made)
 
@@ -368,7 +376,10 @@ def evil_pickle(path):
     ("Pfeiffer's residual after its LayerNorm", r"config.residual_before_ln False: expected "
                                                 r"true with original_ln_before"),
     ("a head of an unknown type", r"config.head_type 'tagging': minibert has classification"),
-    ("a two-layer head", r"config.layers 2: minibert's heads are one linear layer"),
+    ("a three-layer head", r"config.layers 3: minibert's heads have one linear layer "
+                           r"\(classification: or two\)"),
+    ("a two-layer head with relu", r"config.activation_function 'relu': minibert's two-layer "
+                                   r"head has tanh"),
     ("another hidden size", r"made for a base model with hidden_size 768, but this model has "
                             r"hidden_size 8"),
 ])
@@ -384,10 +395,12 @@ def test_bad_adapterhub_folders_are_refused_in_one_line_and_nothing_is_loaded(tm
         evil_pickle(hub / "pytorch_adapter.bin")
     elif case == "a fusion":
         (hub / "adapter_fusion_config.json").write_text("{}")
-    elif case in ("a head of an unknown type", "a two-layer head"):
-        change = {"a head of an unknown type": ("head_type", "tagging"),
-                  "a two-layer head": ("layers", 2)}[case]
-        rewrite_config(hub, lambda full: full["config"].update([change]), "head_config.json")
+    elif case in ("a head of an unknown type", "a three-layer head",
+                  "a two-layer head with relu"):
+        change = {"a head of an unknown type": {"head_type": "tagging"},
+                  "a three-layer head": {"layers": 3},
+                  "a two-layer head with relu": {"layers": 2, "activation_function": "relu"}}
+        rewrite_config(hub, lambda full: full["config"].update(change[case]), "head_config.json")
     elif case == "another hidden size":
         rewrite_config(hub, lambda full: full.update(hidden_size=768))
     else:

@@ -83,6 +83,32 @@ def test_whole_model_with_head_gradients(config, batch, num_labels):
     assert_gradients(loss, tensors, grads, tol=TOL)
 
 
+@pytest.mark.parametrize("pooling, layers", [("cls_token", 1), ("cls_token", 2), ("cls", 2)])
+def test_whole_model_with_a_cls_token_or_two_layer_head_gradients(config, batch, pooling,
+                                                                   layers):
+    """The [CLS] state itself (no pooler) and AdapterHub's two-layer head (dense, tanh,
+    dropout, linear), dropout on: every gradient, the pooler's true zero where it is unused."""
+    model = model64(config)
+    head = minibert.SequenceClassificationHead(8, 3, initializer_range=0.3, dtype="float64",
+                                               seed=2, pooling=pooling, layers=layers)
+    labels = np.array([2, 0])
+    head.train()
+
+    def loss():
+        head.seed(5)                    # the same dropout masks at every evaluation
+        seq, pooled = model.forward(**batch)
+        return float(head.forward_batch(seq, pooled, {**batch, "labels": labels})[1])
+    model.zero_grad()
+    head.zero_grad()
+    loss()
+    model.backward(*head.backward_batch())
+    assert ("pre_classifier.weight" in head.grads) == (layers == 2)
+    unused = {"pooler.dense.weight", "pooler.dense.bias"} if pooling == "cls_token" else set()
+    grads = {**{n: np.zeros_like(model.params[n]) for n in unused}, **model.grads, **head.grads}
+    checks = assert_gradients(loss, {**model.params, **head.params}, grads, tol=TOL)
+    assert all(checks[n].zero for n in unused)
+
+
 @pytest.mark.parametrize("num_labels", [3, 1])
 def test_whole_model_with_a_mean_pooling_head_gradients(config, batch, num_labels):
     model = model64(config)

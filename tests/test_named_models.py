@@ -75,7 +75,7 @@ def test_the_default_pooling_is_the_checkpoints_own():
 
 
 @pytest.mark.parametrize("pooling_config, mode, named", [
-    (flags(cls_token=True), "cls", "pooling_mode_cls_token"),
+    (flags(cls_token=True), "cls_token", "pooling_mode_cls_token"),   # the token, no pooler
     (flags(mean_tokens=True), "mean", "pooling_mode_mean_tokens"),
     (flags(max_tokens=True), "cls", "pooling_mode_max_tokens"),      # a mode minibert lacks
     (flags(cls_token=True, mean_tokens=True), "cls",                 # two at once: concatenated
