@@ -32,7 +32,8 @@ def rerun_runs_nothing(monkeypatch, name, out, settings, task_names):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, task_names", [("tradeoff", ("TREC-6",)),
                                               ("init-scale", ("TREC-6",)),
-                                              ("ablation", ("TREC-6",))])
+                                              ("ablation", ("TREC-6",)),
+                                              ("variants", ("TREC-6",))])
 def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkeypatch, name,
                                                     task_names):
     settings = base(tiny_model)
@@ -55,6 +56,20 @@ def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkey
     if name == "ablation":
         assert len([k for k in runs if k.startswith("remove-")]) == 3        # [0,0] [0,1] [1,1]
         assert {"trained", "majority"} <= set(runs)
+    if name == "variants":        # every variant with every seed, and the majority class
+        assert len(runs) == len(analyses.VARIANTS) * analyses.VARIANT_SEEDS + 1
+        summary = on_disk["summary"]
+        assert set(summary) == set(analyses.VARIANTS)
+        houlsby = runs["houlsby/seed-1"]["settings"]
+        assert (houlsby["adapter_placement"], houlsby["seed"]) == ("houlsby", 1)
+        assert runs["parallel/seed-0"]["settings"]["adapter_placement"] == "parallel"
+        # one block's adapters are half of both blocks' (their LayerNorms are the same)
+        C, M, L = 16, 4, 2
+        half = L * (2 * C * M + C + M)
+        assert (summary["houlsby"]["trained_params"]
+                - summary["attention-only"]["trained_params"]) == half
+        assert summary["houlsby"]["mean"] == pytest.approx(
+            sum(runs[f"houlsby/seed-{s}"]["score"] for s in range(3)) / 3)
     rerun_runs_nothing(monkeypatch, name, tmp_path, settings, task_names)
     # finished configurations count only for the settings they were made with
     with pytest.raises(ValueError, match=r"made with other settings .*'epochs': \(1, 2\)"):

@@ -7,6 +7,8 @@
               retraining (Figure 6, left); "remove all" falls to about the majority class
   sequential  adapters for three tasks, one after another, on one frozen base: earlier scores
               stay put; sequential full fine-tuning of one model forgets
+  variants    the adapter family of section 3.6 at one size, 3 seeds each: placements
+              (Houlsby, Pfeiffer, parallel), blocks, nonlinearities, the adapter's LayerNorms
 
 Each writes OUT/NAME.json (settings, seeds, every score) and OUT/NAME.png. Every finished
 configuration is recorded as it ends, so a re-run skips it: an interrupted experiment goes on.
@@ -64,6 +66,11 @@ class Record:
 
     def add(self, key, entry):
         self.data["runs"][key] = entry
+        self._write()
+
+    def note(self, key, value):
+        """A top-level entry beside the runs (a summary of them), saved."""
+        self.data[key] = value
         self._write()
 
     def __getitem__(self, key):
@@ -226,6 +233,62 @@ def ablation(out, base, task_names):
     return save_figure(fig, out, "ablation"), record.data
 
 
+# The adapter family of the paper's section 3.6, at one size M: Houlsby's adapter (GELU, both
+# blocks) and, one setting changed at a time, each placement, block and nonlinearity, and the
+# adapter's own LayerNorms.
+VARIANTS = {
+    "houlsby": {},
+    "pfeiffer": {"adapter_placement": "pfeiffer"},
+    "parallel": {"adapter_placement": "parallel"},
+    "attention-only": {"adapter_sites": ("attention.output",)},
+    "feed-forward-only": {"adapter_sites": ("output",)},
+    "gelu_new": {"adapter_activation": "gelu_new"},
+    "relu": {"adapter_activation": "relu"},
+    "swish": {"adapter_activation": "swish"},
+    "tanh": {"adapter_activation": "tanh"},
+    "layernorms": {"adapter_ln_before": True, "adapter_ln_after": True},
+}
+VARIANT_SEEDS = 3
+
+
+def variants(out, base, task_names):
+    """Each adapter variant at the same M, with several seeds: mean and std of the score."""
+    task = _one_task("variants", task_names)
+    record = Record(out, "variants", {"base": dataclasses.asdict(base), "task": task,
+                                      "seeds": VARIANT_SEEDS, "subsampled": subsample_note(base),
+                                      "budget": f"equal adapter size M={base.adapter_size}"})
+    for name, fields in VARIANTS.items():
+        for seed in range(VARIANT_SEEDS):
+            key = f"{name}/seed-{seed}"
+            _run(record, key, dataclasses.replace(
+                base, task=task, method="adapters", seed=seed, **fields,
+                out=str(Path(out) / "variants" / f"{name}-seed{seed}")))
+    summary = {}
+    for name in VARIANTS:
+        runs = [record[f"{name}/seed-{seed}"] for seed in range(VARIANT_SEEDS)]
+        scores = np.array([r["score"] for r in runs])
+        summary[name] = {"mean": float(scores.mean()), "std": float(scores.std()),
+                         "scores": scores.tolist(), "trained_params": runs[0]["trained_params"]}
+    if not record.done("majority"):
+        record.add("majority", {"score": majority_score(task, base)})
+    record.note("summary", summary)
+    fig, ax = subplots(figsize=(8, 4.5))
+    names = list(VARIANTS)
+    ax.errorbar(range(len(names)), [summary[n]["mean"] for n in names],
+                yerr=[summary[n]["std"] for n in names], fmt="o", capsize=4)
+    for i, n in enumerate(names):
+        ax.plot([i] * VARIANT_SEEDS, summary[n]["scores"], ".", color="gray")
+    ax.axhline(record["majority"]["score"], color="gray", linestyle=":", label="majority class")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    spec = tasks.get_task(task)
+    ax.set_ylabel(f"{spec.eval_split} {spec.score}")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{task}: adapter variants at M={base.adapter_size}, mean and std over "
+                 f"{VARIANT_SEEDS} seeds (dots: each seed), {base.model}\n"
+                 f"({subsample_note(base)})", fontsize=9)
+    return save_figure(fig, out, "variants"), record.data
+
+
 def sequential(out, base, task_names):
     """Tasks one after another: adapters on one frozen base, then full fine-tuning of one
     model; after each stage, every task seen so far is scored again."""
@@ -324,12 +387,12 @@ def save_figure(fig, out, name):
 
 
 EXPERIMENTS = {"tradeoff": tradeoff, "init-scale": init_scale, "ablation": ablation,
-               "sequential": sequential}
-ONE_TASK = ("init-scale", "ablation")          # the analyses of a single task
+               "sequential": sequential, "variants": variants}
+ONE_TASK = ("init-scale", "ablation", "variants")          # the analyses of a single task
 # The single-task analyses use SST-2: on 1,000 examples MRPC stays near its majority-class F1,
 # which leaves no differences to compare.
 DEFAULT_TASKS = {"tradeoff": ("SST-2", "MRPC"), "init-scale": ("SST-2",), "ablation": ("SST-2",),
-                 "sequential": ("TREC-6", "SST-2", "MRPC")}
+                 "sequential": ("TREC-6", "SST-2", "MRPC"), "variants": ("SST-2",)}
 
 # Subsampled so that each experiment finishes on a small CPU with minilm-l6 (docs/experiments.md).
 # 3 epochs: fewer leave small adapters at the majority class.
@@ -337,4 +400,4 @@ DEFAULT_SETTINGS = dict(max_eval_examples=400, max_seq_length=64, epochs=3)
 # tradeoff trains 18 configurations per task, twice as many as any other analysis, so it trains
 # on half as many examples.
 DEFAULT_TRAIN_EXAMPLES = {"tradeoff": 500, "init-scale": 1000, "ablation": 1000,
-                          "sequential": 1000}
+                          "sequential": 1000, "variants": 1000}
