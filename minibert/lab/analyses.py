@@ -246,6 +246,8 @@ VARIANTS = {
     "relu": {"adapter_activation": "relu"},
     "swish": {"adapter_activation": "swish"},
     "tanh": {"adapter_activation": "tanh"},
+    "ln-before": {"adapter_ln_before": True},
+    "ln-after": {"adapter_ln_after": True},
     "layernorms": {"adapter_ln_before": True, "adapter_ln_after": True},
 }
 VARIANT_SEEDS = 3
