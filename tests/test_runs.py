@@ -92,7 +92,8 @@ def test_the_adapters_variant_is_refused_for_the_other_methods():
         RunSettings(task="TREC-6", method="full", adapter_placement="pfeiffer")
     with pytest.raises(BadValue, match="leave_out: expected none with method head"):
         RunSettings(task="TREC-6", method="head", leave_out=[1])
-    assert RunSettings(task="TREC-6", leave_out=[3, 1, 3]).leave_out == (1, 3)
+    assert RunSettings(task="TREC-6", leave_out=[3, 1, 3]).leave_out == [1, 3]
+    assert RunSettings(task="TREC-6", method="full", leave_out=()).leave_out == []
 
 
 @pytest.mark.slow

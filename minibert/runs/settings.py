@@ -126,24 +126,28 @@ class RunSettings:
                                                        f"{self.adapter_sites!r}")
             for site in self.adapter_sites:
                 checks.choice("adapter_sites", site, SITES)
-            self.adapter_sites = tuple(s for s in SITES if s in self.adapter_sites)
+            # lists, as results.json gives them back
+            self.adapter_sites = [s for s in SITES if s in self.adapter_sites]
         if self.adapter_scaling is not None:
             checks.finite("adapter_scaling", self.adapter_scaling)
         checks.choice("adapter_ln_before", self.adapter_ln_before, (False, True))
         checks.choice("adapter_ln_after", self.adapter_ln_after, (False, True))
         checks.layers("leave_out", self.leave_out, config.num_hidden_layers)
-        self.leave_out = tuple(sorted(set(self.leave_out)))
+        self.leave_out = sorted(set(self.leave_out))
         if self.method != "adapters":
             for field in dataclasses.fields(self):
-                if field.name in VARIANT and getattr(self, field.name) != field.default:
+                default = list(field.default) if isinstance(field.default, tuple) else \
+                    field.default
+                if field.name in VARIANT and getattr(self, field.name) != default:
                     raise checks.BadValue(field.name, f"expected none with method {self.method} "
                                           f"(method adapters alone takes it), found "
                                           f"{getattr(self, field.name)!r}")
 
     def adapter_config(self):
         """The AdapterConfig of an adapters run."""
+        sites = None if self.adapter_sites is None else tuple(self.adapter_sites)
         return AdapterConfig(self.adapter_size, self.adapter_init_std, self.adapter_activation,
-                             self.leave_out, self.adapter_placement, self.adapter_sites,
+                             tuple(self.leave_out), self.adapter_placement, sites,
                              self.adapter_scaling, self.adapter_ln_before, self.adapter_ln_after)
 
     def _check_no_files(self):
