@@ -181,7 +181,10 @@ def export_command(args):
 def bench_command(args):
     """Speed and memory of inference and training steps, beside PyTorch and the matmul peak."""
     from .lab.bench import benchmark, format_report
-    report = benchmark(args.models, args.batch_size, args.seq_length, args.repeats,
+    from .lab.bench import DEFAULT_LENGTHS, DEFAULT_MODELS, LONG_LENGTHS, LONG_MODELS
+    models = args.models or (LONG_MODELS if args.long else DEFAULT_MODELS)
+    lengths = args.seq_length or (LONG_LENGTHS if args.long else DEFAULT_LENGTHS)
+    report = benchmark(models, args.batch_size, lengths, args.repeats,
                        with_torch=False if args.no_torch else None,
                        progress=lambda line: print(line, file=sys.stderr), task=args.task,
                        batches=args.batches, data_dir=args.data_dir)
@@ -448,14 +451,21 @@ def add_export_parser(commands):
 
 def add_bench_parser(commands):
     """`minibert bench`."""
+    from .lab.bench import DEFAULT_LENGTHS, DEFAULT_MODELS, LONG_LENGTHS, LONG_MODELS
     bench = commands.add_parser("bench", help=bench_command.__doc__)
-    bench.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "bert-base-random"],
-                       help=f"names ({', '.join(NAMED_MODELS)}) or folders; an "
-                            "architecture alone is timed with random weights")
+    bench.add_argument("--models", nargs="+",
+                       help=f"names ({', '.join(NAMED_MODELS)}) or folders; an architecture "
+                            f"alone is timed with random weights (default "
+                            f"{' '.join(DEFAULT_MODELS)}; with --long {' '.join(LONG_MODELS)})")
     bench.add_argument("--batch-size", type=int, default=32, help="B (default 32)")
-    bench.add_argument("--seq-length", type=int, nargs="+", default=[24, 64, 128, 384],
-                       help="one or more lengths T, each timed at batch x T (default 24 64 128 "
-                            "384: short sentences, pairs, longer inputs and SQuAD's windows)")
+    bench.add_argument("--seq-length", type=int, nargs="+",
+                       help="one or more lengths T, each timed at batch x T (default "
+                            f"{' '.join(map(str, DEFAULT_LENGTHS))}: short sentences and longer "
+                            f"inputs; with --long {' '.join(map(str, LONG_LENGTHS))}, pairs and "
+                            "SQuAD's windows too)")
+    bench.add_argument("--long", action="store_true",
+                       help="every model and length above (BERT-base too): an hour or more on "
+                            "two cores, where the default takes a few minutes")
     bench.add_argument("--repeats", type=int, default=3,
                        help="timed runs per workload, the median kept (default 3)")
     bench.add_argument("--task", help="time real batches instead: the first --batches training "

@@ -1,5 +1,6 @@
 import os
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,6 +11,10 @@ from minibert.optim import AdamW, clip_global_norm
 from strict_device import STRICT
 
 backend.register(STRICT)
+
+# The speed layer's plans, timed under the tests' load, stay out of the user's cache (the
+# commands the tests start in other processes share them).
+os.environ.setdefault("MINIBERT_SPEED_PLANS", tempfile.mkdtemp(prefix="minibert-plans-"))
 
 # Where the real GLUE files are (tests that need them skip without it).
 GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",

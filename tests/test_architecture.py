@@ -16,8 +16,8 @@ HEAVY = ("ray", "tqdm", "matplotlib")
 # what each folder may import beyond itself and the standard library / third-party packages
 ALLOWED = {
     "minibert.ops": ("minibert.backend",),
-    "minibert.speed": ("minibert.backend", "minibert.ops"),
-    "minibert.data": ("minibert.checks", "minibert.atomic"),
+    "minibert.speed": ("minibert.backend", "minibert.ops", "minibert.atomic", "minibert.cache"),
+    "minibert.data": ("minibert.checks", "minibert.atomic", "minibert.cache"),
     "minibert.qa": ("minibert.checks", "minibert.atomic", "minibert.data"),
     "minibert.runs": ("minibert.", ),          # anything but lab and the CLI (below)
     "minibert.lab": ("minibert.", ),           # anything but the CLI

@@ -9,6 +9,7 @@ import pytest
 from minibert.data import tasks
 from minibert.data.batching import epoch_batches
 from minibert.lab.bench import WORKLOADS, blas_kernels, count_flops
+from minibert.speed import plans
 from minibert.cli import main
 from minibert.named_models import config_of
 from minibert.tokenizer import Tokenizer
@@ -35,6 +36,7 @@ def check_report(report, models, with_torch):
     peak = report["matmul_peak_gflops"]
     assert peak > 0
     assert report["blas"] == blas_kernels()
+    assert report["plan"].endswith(".json")
     assert list(report["models"]) == list(models)
     for model, shapes in report["models"].items():
         assert list(shapes) == [str(T) for T in LENGTHS], model
@@ -43,7 +45,10 @@ def check_report(report, models, with_torch):
 
 
 def check_shape(rows, model, T, peak, with_torch):
-    assert set(rows) == set(WORKLOADS) | set(RATIOS), (model, T)
+    assert set(rows) == set(WORKLOADS) | set(RATIOS) | {"plan"}, (model, T)
+    # the speed layer's ways, per op: each a way plans knows, each shape counted once
+    for op, ways in rows["plan"].items():
+        assert set(ways) <= set(plans.WAYS) and all(n >= 1 for n in ways.values()), (op, ways)
     for workload in WORKLOADS:
         row, where = rows[workload], (model, T, workload)
         seconds = row["seconds"]

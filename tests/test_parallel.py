@@ -39,6 +39,7 @@ def in_chunks(monkeypatch):
     """Every op cut, however small, into chunks of a few rows, on two threads."""
     monkeypatch.setattr(parallel.SETTINGS, "threads", 2)
     monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 0)
+    monkeypatch.setattr(parallel.SETTINGS, "measured", False)
     monkeypatch.setattr(parallel.SETTINGS, "chunk_bytes", 1)
 
 
@@ -55,6 +56,7 @@ def test_a_training_step_in_chunks_equals_the_plain_step(config, batch, monkeypa
     monkeypatch.setattr(parallel, "_chunks", lambda *a: cut.append(original(*a)) or cut[-1])
     monkeypatch.setattr(parallel.SETTINGS, "threads", 2)
     monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 0)
+    monkeypatch.setattr(parallel.SETTINGS, "measured", False)
     monkeypatch.setattr(parallel.SETTINGS, "chunk_bytes", 1)
     chunked = training_step(config, batch, "numpy")
     assert [(0, 1), (1, 2)] in cut             # the batch of 2 sequences, one per chunk
@@ -110,6 +112,7 @@ def test_elementwise_ops_in_chunks_give_the_same_bits(monkeypatch):
     plain = {name: op() for name, op in ops.items()}
     monkeypatch.setattr(parallel.SETTINGS, "threads", 2)
     monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 0)
+    monkeypatch.setattr(parallel.SETTINGS, "measured", False)
     monkeypatch.setattr(parallel.SETTINGS, "chunk_bytes", 1)
     for name, op in ops.items():
         chunked = op()
@@ -155,6 +158,7 @@ def test_attention_in_chunks_matches_the_plain_op(monkeypatch):
     plain = both()
     monkeypatch.setattr(parallel.SETTINGS, "threads", 2)
     monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 0)
+    monkeypatch.setattr(parallel.SETTINGS, "measured", False)
     monkeypatch.setattr(parallel.SETTINGS, "chunk_bytes", 1)
     for name, got, expected in zip(("context", "probs", "dq", "dk", "dv"), both(), plain):
         assert_close(got, expected, TOL, name)

@@ -64,5 +64,6 @@ def test_the_shared_out_op_gives_the_plain_ops_bits_on_rows(monkeypatch):
     speed.enable()
     monkeypatch.setattr(parallel.SETTINGS, "threads", 2)
     monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 0)
+    monkeypatch.setattr(parallel.SETTINGS, "measured", False)
     monkeypatch.setattr(parallel.SETTINGS, "chunk_bytes", 1)
     np.testing.assert_array_equal(layernorm.layernorm_forward(x, w, b, 1e-12)[0], plain)

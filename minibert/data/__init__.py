@@ -3,6 +3,7 @@ Lines files (`formats`, `own_data`), deterministic splits, data shipped in PyPI 
 (`wheels`), batching an epoch's examples (`batching`), and the checks that know tasks and
 files (`checks`).
 
-May import: the library's value checks (`minibert.checks`). It knows nothing of models: a
+May import: the library's value checks (`minibert.checks`), atomic writes and the cache
+folder (`minibert.atomic`, `minibert.cache`). It knows nothing of models: a
 tokenizer is handed to batching, not imported.
 """

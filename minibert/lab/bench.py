@@ -178,7 +178,8 @@ def torch_workload(model_name, workload, batches):
 
 def worker(spec):
     """Run in a fresh process: build, warm up, time; report the median seconds, the peak
-    resident memory, and how much of it the workload added to the imported libraries."""
+    resident memory, how much of it the workload added to the imported libraries, and for
+    minibert the ways its speed layer's plan ran each op (the warm-up steps time new shapes)."""
     if spec["impl"] == "minibert":
         import minibert.train  # noqa: F401  (the libraries, before the baseline is read)
         speed.enable()
@@ -192,8 +193,11 @@ def worker(spec):
     for _ in range(WARMUP_STEPS):
         step()
     times = [_timed(step) for _ in range(spec["repeats"])]
-    return {"seconds": float(np.median(times)), "peak_memory_mib": _peak_mib(),
-            "workload_memory_mib": _peak_mib() - baseline}
+    report = {"seconds": float(np.median(times)), "peak_memory_mib": _peak_mib(),
+              "workload_memory_mib": _peak_mib() - baseline}
+    if spec["impl"] == "minibert":
+        report["plan"] = speed.plan_used()
+    return report
 
 
 def _worker_batches(spec):
@@ -248,9 +252,13 @@ def check_arguments(models, batch_size, seq_lengths, repeats, task=None, batches
                                             f"{', '.join(small)}")
 
 
-def benchmark(models=(DEFAULT_MODEL, "bert-base-random"), batch_size=32,
-              seq_lengths=(24, 64, 128, 384), repeats=3, with_torch=None, progress=print,
-              task=None, batches=10, data_dir=None):
+# the default finishes in minutes on two cores; LONG, every model at every length, in hours
+DEFAULT_MODELS, DEFAULT_LENGTHS = (DEFAULT_MODEL,), (24, 128)
+LONG_MODELS, LONG_LENGTHS = (DEFAULT_MODEL, "bert-base-random"), (24, 64, 128, 384)
+
+
+def benchmark(models=DEFAULT_MODELS, batch_size=32, seq_lengths=DEFAULT_LENGTHS, repeats=3,
+              with_torch=None, progress=print, task=None, batches=10, data_dir=None):
     """Every workload of every model, with minibert and (if importable) torch -> report dict.
 
     Random batches of each shape (batch_size, T), T in seq_lengths: report["models"][model][str(T)]
@@ -268,13 +276,16 @@ def benchmark(models=(DEFAULT_MODEL, "bert-base-random"), batch_size=32,
     peak = matmul_peak()
     report = {"batch_size": batch_size, "repeats": repeats,
               "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
-              "matmul_peak_gflops": peak, "blas": blas_kernels(), "models": {}}
+              "matmul_peak_gflops": peak, "blas": blas_kernels(), "models": {},
+              "plan": speed.plan_file()}
+    counter = _Counter(len(models) * (1 if task else len(seq_lengths)) * len(WORKLOADS),
+                       progress)
     if task is None:
         report["seq_lengths"] = list(seq_lengths)
         for model in models:
             report["models"][model] = {
                 str(T): _rows(model, {"batch_size": batch_size, "seq_length": T}, [(batch_size, T)],
-                              batch_size * T, repeats, with_torch, peak, progress, f"T={T}")
+                              batch_size * T, repeats, with_torch, peak, counter, f"T={T}")
                 for T in seq_lengths}
         return report
     real_batches, examples = _task_batches(task, batch_size, batches, data_dir)
@@ -291,7 +302,7 @@ def benchmark(models=(DEFAULT_MODEL, "bert-base-random"), batch_size=32,
                           for key in BATCH_KEYS})
         for model in models:
             rows = _rows(model, {"batches_file": path, "batches": len(real_batches)}, shapes,
-                         padded_tokens, repeats, with_torch, peak, progress, task)
+                         padded_tokens, repeats, with_torch, peak, counter, task)
             for workload in WORKLOADS:
                 row = rows[workload]
                 row["real_tokens_per_second"] = real_tokens / row["seconds"]
@@ -337,6 +348,7 @@ def _rows(model, batches, shapes, tokens, repeats, with_torch, peak, progress, l
         rows[workload] = row
         progress(f"{model} {label} {workload}: {row['seconds']:.3f} s"
                  + (f" (torch {row['torch_seconds']:.3f} s)" if with_torch else ""))
+    rows["plan"] = _plan_summary([rows[workload].pop("plan") for workload in WORKLOADS])
     rows["adapter_inference_overhead"] = (rows["adapter_inference"]["seconds"]
                                           / rows["inference"]["seconds"] - 1.0)
     rows["adapter_vs_full_time"] = rows["adapter_step"]["seconds"] / rows["full_step"]["seconds"]
@@ -346,10 +358,35 @@ def _rows(model, batches, shapes, tokens, repeats, with_torch, peak, progress, l
     return rows
 
 
+class _Counter:
+    """The progress callback, each line numbered: "[3/8] ..."."""
+
+    def __init__(self, total, progress):
+        self.total, self.done, self.progress = total, 0, progress
+
+    def __call__(self, line):
+        self.done += 1
+        self.progress(f"[{self.done}/{self.total}] {line}")
+
+
+def _plan_summary(plans):
+    """{op: {way: how many of its shapes run that way}} over the workloads' plans."""
+    ways = {}
+    for plan in plans:
+        ways.update(plan)
+    summary = {}
+    for shape, way in sorted(ways.items()):
+        counts = summary.setdefault(shape.split("|")[0], {})
+        counts[way] = counts.get(way, 0) + 1
+    return summary
+
+
 def format_report(report):
     lines = [f"batch {report['batch_size']}, float32, {report['threads']} threads; float32 matmul "
              f"peak {report['matmul_peak_gflops']:.0f} GFLOP/s",
              _blas_line(report["blas"]),
+             f"speed layer's plan: {report['plan'] or 'not measured (its ways are fixed)'} "
+             f"(per op: the ways its shapes run, and how many shapes run each)",
              "MiB: memory the workload adds to its process (peak resident minus the libraries); "
              "vs torch: PyTorch's time / minibert's"]
     if "task" in report:
@@ -375,6 +412,9 @@ def format_report(report):
                          f"{rows['adapter_vs_full_time']:.2f}, memory "
                          f"{_ratio(rows['adapter_vs_full_memory'])}; adapters add "
                          f"{100 * rows['adapter_inference_overhead']:.1f}% to inference")
+            lines.append(f"{model:18s} {T:>6s} plan: " + "; ".join(
+                f"{op} " + ", ".join(f"{way} {n}" for way, n in ways.items())
+                for op, ways in rows["plan"].items()))
             if "epoch_seconds" in rows["adapter_step"]:
                 step = rows["adapter_step"]
                 lines.append(f"{model:18s} {T:>6s} an adapter epoch at this pace: "

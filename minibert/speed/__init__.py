@@ -7,9 +7,10 @@ row-wise ones from outside, in their modules, so that every caller that looks th
 or the model never turns it on: the `minibert` commands, `minibert.runs`' entry points and
 `minibert bench` call `enable()`, and so may a notebook or a script that wants the speed.
 
-May import: the array switch and the ops (what it wraps), nothing above them.
+May import: the array switch and the ops (what it wraps), atomic writes and the cache folder
+(where `plans` keeps what it measured), nothing above them.
 """
-from . import memory, parallel
+from . import memory, parallel, plans
 
 
 def enable():
@@ -28,3 +29,16 @@ def disable():
 def enabled():
     """Whether the row-wise ops are shared out now."""
     return parallel.is_shared_out()
+
+
+def plan_file():
+    """The file of this machine's plan (a str), or None where the ways are fixed."""
+    if not parallel.SETTINGS.measured:
+        return None
+    return str(plans.plan_path(plans.machine_fingerprint(parallel.SETTINGS.threads)))
+
+
+def plan_used():
+    """{shape key: way} of every shape this process's shared-out ops met."""
+    plan = plans.current(parallel.SETTINGS.threads)
+    return {key: plan.ways[key] for key in sorted(plan.used) if key in plan.ways}

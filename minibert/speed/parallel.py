@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy
 
 from ..ops import activations, attention, dropout, layernorm, linear
+from . import plans
 
 
 def available_cores():
@@ -48,8 +49,9 @@ def available_cores():
 class Settings:
     """How work is cut; the tests set these to cut tiny arrays too."""
     threads: int = available_cores()
-    chunk_bytes: int = 1 << 19        # rows per chunk: about this many bytes of the largest input
+    chunk_bytes: int = 1 << 19        # unmeasured: about this many bytes of the largest input
     min_bytes: int = 1 << 18          # inputs smaller in all are not cut: it would cost more
+    measured: bool = True             # each op and shape cut the way plans measured as fastest
 
 
 SETTINGS = Settings()
@@ -139,10 +141,22 @@ def over_rows(op, spec):
             if array.shape[0] != N:
                 raise ValueError(f"{op.__name__}: {path} has {array.shape[0]} rows, "
                                  f"expected {N} like {next(iter(rows))}")
-        chunks = _chunks(rows, spec, N)
-        if len(chunks) == 1:
-            return op(*args, **kwargs)
-        return _run_in_chunks(op, arguments, rows, chunks, spec.sums)
+        if not SETTINGS.measured:
+            return _run(op, arguments, rows, _chunks(rows, _fixed_way(spec), N), spec.sums)
+        plan = plans.current(SETTINGS.threads)
+        key = plans.key(op, rows, arguments)
+        way = plan.way(key)
+        if way is None:                    # a shape not met before on this machine: time it
+            plan.announce()
+            ways = {}
+            for name, size in plans.WAYS.items():
+                chunks = _chunks(rows, size, N)
+                if chunks not in ways.values():        # ways that cut alike are timed once
+                    ways[name] = chunks
+            runs = {name: functools.partial(_run, op, arguments, rows, chunks, spec.sums)
+                    for name, chunks in ways.items()}
+            way = plan.add(key, plans.fastest(runs))
+        return _run(op, arguments, rows, _chunks(rows, plans.WAYS[way], N), spec.sums)
     return shared_out
 
 
@@ -152,16 +166,33 @@ def _worth_cutting(rows):
             and sum(a.nbytes for a in rows.values()) >= SETTINGS.min_bytes)
 
 
-def _chunks(rows, spec, N):
-    """[(start, stop)] covering 0..N, in order."""
-    if spec.per_thread:
+def _fixed_way(spec):
+    """The way of SETTINGS, when it is not measured: one block per thread for the ops that
+    say so, else chunks of about chunk_bytes."""
+    return "per-thread" if spec.per_thread else SETTINGS.chunk_bytes
+
+
+def _chunks(rows, way, N):
+    """[(start, stop)] covering 0..N, in order: one chunk for way None (whole), one per
+    thread for "per-thread", else chunks of about `way` bytes of the largest input, as many
+    for each thread."""
+    if way is None:
+        count = 1
+    elif way == "per-thread":
         count = min(N, SETTINGS.threads)
     else:
         row_bytes = max(a.nbytes // N for a in rows.values())
-        count = -(-N // max(1, SETTINGS.chunk_bytes // max(1, row_bytes)))
+        count = -(-N // max(1, way // max(1, row_bytes)))
         count = min(N, -(-count // SETTINGS.threads) * SETTINGS.threads)  # as many per thread
     bounds = [N * i // count for i in range(count + 1)]
     return list(zip(bounds, bounds[1:]))
+
+
+def _run(op, arguments, rows, chunks, sums):
+    """op on its arguments, whole when there is one chunk, else in `chunks`."""
+    if len(chunks) == 1:
+        return op(**arguments)
+    return _run_in_chunks(op, arguments, rows, chunks, sums)
 
 
 def _run_in_chunks(op, arguments, rows, chunks, sums):
