@@ -5,8 +5,8 @@ layer, and accumulates gradients only for parameters that are not frozen.
 """
 from typing import NamedTuple
 
-from . import named_models, pretrained
-from .adapters import AdapterSets, block_end_backward, block_end_forward
+from . import adapters, named_models, pretrained
+from .adapters import AdapterSets
 from .backend import host_generator, to_host
 from .config import BertConfig
 from .module import Module
@@ -200,12 +200,12 @@ class BertModel(Module):
         if site + ".adapter.down.weight" not in self.params:       # none active, or left out
             y, ln_cache = self.layernorm(o + x, site + ".LayerNorm", eps)
             return y, {"layernorm": ln_cache}
-        return block_end_forward(self, site, o, x, self.adapters.config, eps)
+        return adapters.block_end_forward(self, site, o, x, self.adapters.config, eps)
 
     def _block_end_backward(self, site, dy, cache):
         # dy (B, T, C) -> (do, dx), the gradients of the sub-layer's output and the block's input
         if "adapter" in cache:
-            return block_end_backward(self, site, dy, cache, self.adapters.config)
+            return adapters.block_end_backward(self, site, dy, cache, self.adapters.config)
         dsum = self.layernorm_backward(dy, cache["layernorm"], site + ".LayerNorm")  # d(o + x)
         return dsum, dsum
 

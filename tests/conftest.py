@@ -8,6 +8,7 @@ import pytest
 import minibert
 from minibert import backend, named_models
 from minibert.optim import AdamW, clip_global_norm
+from minibert.train import configure
 from strict_device import STRICT
 
 backend.register(STRICT)
@@ -71,6 +72,20 @@ def training_step(config, batch, device, train=True):
     AdamW([model, head], lr=1e-2).step()
     params = {n: backend.to_host(p) for n, p in {**model.params, **head.params}.items()}
     return backend.to_host(seq), float(loss), host_grads, params
+
+
+def adapter_step(config, batch, variant):
+    """One forward and backward of a model with adapters of `variant`, trained as adapters are
+    (init_std 0.3, so that the adapters' own gradients stand above round-off) -> (sequence
+    output, {name: gradient})."""
+    model = minibert.BertModel(config, seed=3).train(False)
+    minibert.add_adapters(model, size=4, init_std=0.3, **variant)
+    head = minibert.SequenceClassificationHead(config.hidden_size, 3, seed=4)
+    configure(model, head, "adapters")
+    seq, pooled = model.forward(**batch)
+    head.forward(pooled, np.array([2, 0]))
+    model.backward(None, head.backward())
+    return seq, {name: grad.copy() for name, grad in model.grads.items()}
 
 
 @pytest.fixture(scope="session")

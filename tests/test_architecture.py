@@ -16,7 +16,8 @@ HEAVY = ("ray", "tqdm", "matplotlib")
 # what each folder may import beyond itself and the standard library / third-party packages
 ALLOWED = {
     "minibert.ops": ("minibert.backend",),
-    "minibert.speed": ("minibert.backend", "minibert.ops", "minibert.atomic", "minibert.cache"),
+    "minibert.speed": ("minibert.backend", "minibert.ops", "minibert.adapters", "minibert.atomic",
+                       "minibert.cache"),
     "minibert.data": ("minibert.checks", "minibert.atomic", "minibert.cache"),
     "minibert.qa": ("minibert.checks", "minibert.atomic", "minibert.data"),
     "minibert.runs": ("minibert.", ),          # anything but lab and the CLI (below)

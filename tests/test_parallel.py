@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from minibert import speed
+from minibert import adapters, speed
 from minibert.ops import activations, attention, dropout, layernorm, linear
 from minibert.ops.attention import mask_to_bias
 from minibert.ops.dropout import dropout_mask
 from minibert.speed import parallel
 
 from closeness import assert_close
-from conftest import training_step
+from conftest import adapter_step, training_step
 from strict_device import StrictArray, strict
 
 # float32 results of products and sums computed in other blocks differ by the order BLAS and
@@ -73,6 +73,32 @@ def test_a_training_step_in_chunks_equals_the_plain_step(config, batch, monkeypa
             assert error <= TOL * scale, (name, error, scale)
         else:
             assert_close(chunked[2][name], plain[2][name], TOL, name)
+
+
+@pytest.mark.parametrize("variant", [{}, {"placement": "pfeiffer"}, {"placement": "parallel"},
+                                     {"ln_before": True, "ln_after": True, "scaling": 2.0}])
+def test_an_adapters_block_end_in_chunks_equals_the_plain_one(config, batch, variant,
+                                                             monkeypatch):
+    monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 1 << 62)
+    plain_seq, plain_grads = adapter_step(config, batch, variant)
+    cut = []
+    block_end = adapters.block_end_backward
+    monkeypatch.setattr(parallel, "_run_in_chunks", lambda op, *a: cut.append(op.__name__)
+                        or run_in_chunks(op, *a))
+    monkeypatch.setattr(parallel.SETTINGS, "threads", 2)
+    monkeypatch.setattr(parallel.SETTINGS, "min_bytes", 0)
+    monkeypatch.setattr(parallel.SETTINGS, "measured", False)
+    monkeypatch.setattr(parallel.SETTINGS, "chunk_bytes", 1)
+    seq, grads = adapter_step(config, batch, variant)
+    assert {"block_end_forward", "block_end_backward"} <= set(cut)
+    assert block_end is adapters.block_end_backward and hasattr(block_end, "__wrapped__")
+    assert_close(seq, plain_seq, TOL, "sequence output")
+    assert grads.keys() == plain_grads.keys()
+    for name in plain_grads:            # each gradient once: chunks' sums added, none twice
+        assert_close(grads[name], plain_grads[name], TOL, name)
+
+
+run_in_chunks = parallel._run_in_chunks
 
 
 def float32(*shape, seed=0):

@@ -10,6 +10,7 @@ from minibert.ops import activations, layernorm, linear
 from minibert.speed import parallel, plans
 
 from closeness import assert_close
+from conftest import adapter_step
 
 TOL = 1e-5          # as in test_parallel.py: float32 sums added in other blocks
 
@@ -113,3 +114,18 @@ def test_a_file_that_is_not_a_plan_is_named(measured):
     path.write_text(json.dumps({"ways": {"op|shape": "chunks-3M"}}))
     with pytest.raises(ValueError, match=f"{path}: not a speed plan .*delete it"):
         activations.gelu_forward(float32(2, 3, 4))
+
+
+def test_timing_an_adapters_block_end_leaves_one_calls_gradients(measured, config, batch,
+                                                                 monkeypatch):
+    # block_end_backward adds its gradients into the model: the timed runs must not
+    speed.disable()
+    seq, grads = adapter_step(config, batch, {})        # the plain ops
+    speed.enable()
+    timed_seq, timed_grads = adapter_step(config, batch, {})    # every shape timed first
+    assert any(shape.startswith("adapters.block_end_backward") for shape in speed.plan_used())
+    assert len(measured) == len(speed.plan_used())
+    assert grads.keys() == timed_grads.keys()
+    assert_close(timed_seq, seq, TOL, "sequence output")
+    for name in grads:
+        assert_close(timed_grads[name], grads[name], TOL, name)

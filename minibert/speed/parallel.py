@@ -12,12 +12,18 @@ pool thread's products stay on its own core, and a product too small to cut runs
 where BLAS's own threads would cost more than they give. They would also keep spinning for a
 while after each product, on the cores the pool's threads need next.
 
-Chunks are small (about `chunk_bytes` of input), so an op's intermediate arrays stay in the CPU
-cache while the chunk's results are copied into the arrays that hold every row. Each row is
-computed by the same NumPy calls in any chunk, so elementwise results are the plain op's to the
-bit; a product or a sum over a chunk's rows may round differently from one over all rows. A
-weight gradient, a sum over all rows, is cut into one block per thread (a product over few
-rows is slow), and the blocks' sums are added in row order.
+How an op is cut, for each shape it meets, is this machine's plan (`plans`): whole, one block
+of rows per thread, or chunks small enough for an op's intermediate arrays to stay in the CPU
+cache while the chunk's results are copied into the arrays that hold every row, whichever
+timed fastest here. Each row is computed by the same NumPy calls in any chunk, so elementwise
+results are the plain op's to the bit; a product or a sum over a chunk's rows may round
+differently from one over all rows. Sums over rows (a weight gradient) are added in row order.
+
+A block's end with its adapter (`adapters.block_end_forward` and `_backward`: the adapter's
+products and nonlinearity, the residual adds, the LayerNorm) is cut as one op, so the whole
+chain runs on a chunk while it is in the cache. Its gradients go into the model: each chunk
+adds them into a copy of the model of its own, and the chunks' sums are added into the model's
+in row order.
 
 Anything but NumPy arrays (CuPy, the tests' strict device) gets the plain op, as do arrays too
 small to be worth cutting and ops called from inside another shared-out op.
@@ -32,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 
+from .. import adapters
 from ..ops import activations, attention, dropout, layernorm, linear
 from . import plans
 
@@ -65,6 +72,12 @@ class RowWise:
     rows: tuple
     sums: tuple = ()              # indices of results that are sums (parameter gradients)
     per_thread: bool = False      # one block per thread instead of cache-sized chunks
+    # arguments (caches) whose every array with as many rows as the first of `rows` is rows,
+    # the module's parameters excepted
+    row_trees: tuple = ()
+    # the argument that is a Module: each chunk runs on a copy of its own, whose gradients
+    # (sums over rows) are added in chunk order into the module's when every chunk is done
+    module: str = None
 
 
 def row_wise_ops():
@@ -85,6 +98,10 @@ def row_wise_ops():
         linear.linear_forward: RowWise(("x",)),
         linear.linear_input_grad: RowWise(("dy",)),
         linear.linear_weight_grad: RowWise(("dy", "x"), sums=(0,), per_thread=True),
+        # a block's end with its adapter: the adapter's products, nonlinearity, residual adds
+        # and LayerNorm, chunk by chunk while the chunk is in the cache
+        adapters.block_end_forward: RowWise(("o", "x"), module="module"),
+        adapters.block_end_backward: RowWise(("dy",), row_trees=("cache",), module="module"),
     }
 
 
@@ -133,16 +150,17 @@ def over_rows(op, spec):
                 if isinstance(value := _get(arguments, path), numpy.ndarray)}
         if spec.rows[0] not in rows:
             return op(*args, **kwargs)
+        N = rows[spec.rows[0]].shape[0]
+        rows.update(_tree_rows(arguments, spec, N))
         _hold_blas_on_one_thread()
         if not _worth_cutting(rows):
             return op(*args, **kwargs)
-        N = next(iter(rows.values())).shape[0]
         for path, array in rows.items():
             if array.shape[0] != N:
                 raise ValueError(f"{op.__name__}: {path} has {array.shape[0]} rows, "
                                  f"expected {N} like {next(iter(rows))}")
         if not SETTINGS.measured:
-            return _run(op, arguments, rows, _chunks(rows, _fixed_way(spec), N), spec.sums)
+            return _run(op, arguments, rows, _chunks(rows, _fixed_way(spec), N), spec)
         plan = plans.current(SETTINGS.threads)
         key = plans.key(op, rows, arguments)
         way = plan.way(key)
@@ -153,10 +171,10 @@ def over_rows(op, spec):
                 chunks = _chunks(rows, size, N)
                 if chunks not in ways.values():        # ways that cut alike are timed once
                     ways[name] = chunks
-            runs = {name: functools.partial(_run, op, arguments, rows, chunks, spec.sums)
+            runs = {name: functools.partial(_run, op, arguments, rows, chunks, spec, timing=True)
                     for name, chunks in ways.items()}
             way = plan.add(key, plans.fastest(runs))
-        return _run(op, arguments, rows, _chunks(rows, plans.WAYS[way], N), spec.sums)
+        return _run(op, arguments, rows, _chunks(rows, plans.WAYS[way], N), spec)
     return shared_out
 
 
@@ -188,16 +206,51 @@ def _chunks(rows, way, N):
     return list(zip(bounds, bounds[1:]))
 
 
-def _run(op, arguments, rows, chunks, sums):
-    """op on its arguments, whole when there is one chunk, else in `chunks`."""
+def _run(op, arguments, rows, chunks, spec, timing=False):
+    """op on its arguments, whole when there is one chunk, else in `chunks`. A run for timing
+    leaves the module's gradients alone (they go to a copy of it)."""
+    if timing and spec.module:
+        arguments = {**arguments, spec.module: _module_copy(arguments[spec.module])}
     if len(chunks) == 1:
         return op(**arguments)
-    return _run_in_chunks(op, arguments, rows, chunks, sums)
+    return _run_in_chunks(op, arguments, rows, chunks, spec)
 
 
-def _run_in_chunks(op, arguments, rows, chunks, sums):
+def _tree_rows(arguments, spec, N):
+    """{path: array} of the arrays with N rows inside the arguments spec.row_trees names."""
+    if not spec.row_trees:
+        return {}
+    parameters = {id(p) for p in arguments[spec.module].params.values()} if spec.module \
+        else set()
+    return {path: value for name in spec.row_trees
+            for path, value in _array_paths(arguments[name], name)
+            if value.ndim and value.shape[0] == N and id(value) not in parameters}
+
+
+def _array_paths(tree, prefix):
+    """(dotted path, array) of every NumPy array in nested dicts."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _array_paths(value, f"{prefix}.{key}")
+    elif isinstance(tree, numpy.ndarray):
+        yield prefix, tree
+
+
+def _module_copy(module):
+    """A shallow copy of a Module with gradients of its own (its parameters shared)."""
+    copy = object.__new__(type(module))
+    copy.__dict__.update(module.__dict__)
+    copy.grads = {}
+    return copy
+
+
+def _run_in_chunks(op, arguments, rows, chunks, spec):
     whole_ids = {id(a) for a in _leaves(arguments) if isinstance(a, numpy.ndarray)}
-    combined = _Combined(chunks[-1][1], len(chunks), sums, whole_ids)
+    module = arguments[spec.module] if spec.module else None
+    if module is not None:
+        whole_ids |= {id(p) for p in module.params.values()}
+    combined = _Combined(chunks[-1][1], len(chunks), spec.sums, whole_ids)
+    chunk_grads = [None] * len(chunks)
 
     def compute(chunk_indices):
         _inside.active = True
@@ -209,7 +262,11 @@ def _run_in_chunks(op, arguments, rows, chunks, sums):
                 for path, array in rows.items():
                     views[path] = array[start:stop]
                     chunk_args = _set(chunk_args, path, views[path])
+                if module is not None:
+                    chunk_args[spec.module] = _module_copy(module)
                 result = op(**chunk_args)
+                if module is not None:
+                    chunk_grads[index] = chunk_args[spec.module].grads
                 combined.add(index, start, stop, result, {id(v): p for p, v in views.items()})
         finally:
             _inside.active = False
@@ -224,6 +281,8 @@ def _run_in_chunks(op, arguments, rows, chunks, sums):
         combined.ready.set()               # never leave the others waiting
         for future in done:
             future.result()                # waits, and raises what a chunk raised
+    for name in chunk_grads[0] or ():
+        module.accumulate(name, functools.reduce(numpy.add, [g[name] for g in chunk_grads]))
     return combined.result(rows)
 
 
