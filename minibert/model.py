@@ -130,6 +130,7 @@ class BertModel(Module):
         have nothing to work from."""
         input_ids, token_type_ids, attention_mask = self._check_inputs(
             input_ids, token_type_ids, attention_mask)
+        self._cache = None      # the last pass's caches go before this one's are made
         rng = self.rng if self.training else None
         x, embeddings_cache = self._embeddings_forward(input_ids, token_type_ids, rng)
         mask_bias = attention.mask_to_bias(attention_mask, self.dtype)

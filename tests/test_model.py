@@ -1,5 +1,7 @@
 """The whole model by hand: one layer, the whole encoder, each head, frozen parameters,
 train/eval modes and bad input."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -251,3 +253,21 @@ def test_inference_without_caches_gives_the_same_outputs(config, batch):
     for needs_caches in (model.attention_probs, model.backward):
         with pytest.raises(RuntimeError, match="needs the caches of a forward pass"):
             needs_caches()
+
+
+def test_the_last_passes_caches_are_freed_before_the_next_pass_makes_its_own(config, batch,
+                                                                             monkeypatch):
+    # a training step's caches are most of its memory: two steps' at once would double it
+    model = minibert.BertModel(config, seed=0).train()
+    model.forward(**batch)
+    last, alive_when_the_next_pass_began = [], []
+    embeddings_forward = model._embeddings_forward
+    monkeypatch.setattr(model, "_embeddings_forward", lambda *args: (
+        alive_when_the_next_pass_began.append(last[-1]() is not None)
+        or embeddings_forward(*args)))
+    for keep_cache in (True, False):
+        last.append(weakref.ref(model._cache.layers[0].gelu["x"]))
+        assert last[-1]() is not None
+        model.forward(**batch, keep_cache=keep_cache)
+    assert alive_when_the_next_pass_began == [False, False]
+    assert model._cache is None          # inference keeps none
