@@ -3,7 +3,7 @@
 `parallel` can run a row-wise op whole or cut into chunks of rows of one size or another. Which
 is fastest depends on the CPU, its caches, the BLAS kernels, the thread count and the shape, so
 it is measured rather than guessed: the first time an op meets a shape, every way of running it
-is timed on the arguments at hand and the fastest is written down (as FFTW's plans or cuDNN's
+is timed on the arguments at hand, in turns, and the fastest is written down (as FFTW's plans or cuDNN's
 benchmark mode do). Every later call with that shape runs that way, without timing.
 
 The plan is a file in $MINIBERT_CACHE/speed-plans/ ($MINIBERT_SPEED_PLANS when set), one per
@@ -30,7 +30,7 @@ from ..cache import cache_dir
 # bytes of its largest input (small enough for an op's temporaries to stay in the CPU cache)
 WAYS = {"whole": None, "per-thread": "per-thread", "chunks-128K": 1 << 17,
         "chunks-512K": 1 << 19, "chunks-2M": 1 << 21}
-RUNS = 3                  # timed runs of each way, after one untimed; the fastest run counts
+RUNS = 3                  # timed runs of each way, in turns, after one untimed; the fastest counts
 
 
 @dataclasses.dataclass
@@ -83,12 +83,16 @@ def key(op, rows, arguments):
 
 
 def fastest(runs):
-    """{way: a callable that runs the op that way} -> the name of the fastest, each timed
-    RUNS times after one untimed run (its first run pays for memory the others reuse)."""
-    best = {}
-    for name, run in runs.items():
+    """{way: a callable that runs the op that way} -> the name of the fastest: each run once
+    untimed (a first run pays for memory the others reuse), then timed RUNS times in turns,
+    one of each way per turn (so that a slow moment of the machine slows every way alike), its
+    fastest run kept."""
+    for run in runs.values():
         run()
-        best[name] = min(_seconds(run) for _ in range(RUNS))
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(RUNS):
+        for name, run in runs.items():
+            best[name] = min(best[name], _seconds(run))
     return min(best, key=best.get)
 
 
