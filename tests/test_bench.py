@@ -156,3 +156,23 @@ def test_a_failed_worker_says_how_it_ended():
             "batch_size": 1, "seq_length": 4}
     with pytest.raises(RuntimeError, match=r"failed \(exit code 1\):\n(.|\n)*no-such-model"):
         run(spec)
+
+
+@pytest.mark.slow
+def test_progress_is_numbered_and_says_when_the_plan_times_new_shapes(capsys, monkeypatch,
+                                                                      tmp_path):
+    monkeypatch.setenv("MINIBERT_SPEED_PLANS", str(tmp_path))       # no shape timed yet
+    args = ["bench", "--models", "minilm-l6", "--seq-length", "24", "--repeats", "1",
+            "--no-torch"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    numbered = [line for line in err.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] + "]" for line in numbered] == [f"[{i}/4]" for i in (1, 2, 3, 4)]
+    assert [line.split()[3].rstrip(":") for line in numbered] == list(WORKLOADS)
+    assert err.count("speed: timing the ways to run new shapes") >= 1
+    assert f"speed layer's plan: {tmp_path}" in out and "T=24" not in out
+    plan_line = next(line for line in out.splitlines()
+                     if line.startswith("minilm-l6") and " plan: " in line)
+    assert "linear.linear_forward" in plan_line
+    assert main(args) == 0                       # the plan is made: nothing timed again
+    assert "speed: timing" not in capsys.readouterr().err

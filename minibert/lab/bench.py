@@ -221,7 +221,11 @@ def run(spec):
         ended = (f"killed by signal {-done.returncode}" if done.returncode < 0
                  else f"exit code {done.returncode}")    # a signal: out of memory, for one
         raise RuntimeError(f"benchmark worker {spec} failed ({ended}):\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    # the speed layer's line when it times new shapes, for the progress lines
+    report["speed_lines"] = [line for line in done.stderr.splitlines()
+                             if line.startswith("speed: ")]
+    return report
 
 
 def check_arguments(models, batch_size, seq_lengths, repeats, task=None, batches=10,
@@ -335,12 +339,15 @@ def _rows(model, batches, shapes, tokens, repeats, with_torch, peak, progress, l
     for workload in WORKLOADS:
         spec = {"model": model, "workload": workload, "repeats": repeats, **batches}
         row = run({**spec, "impl": "minibert"})
+        for line in row.pop("speed_lines"):
+            progress.note(line)
         flops = sum(count_flops(config, B, T, workload) for B, T in shapes)
         row.update(tokens_per_second=tokens / row["seconds"],
                    gflops=flops / row["seconds"] / 1e9,
                    share_of_matmul_peak=flops / row["seconds"] / 1e9 / peak)
         if with_torch:
             reference = run({**spec, "impl": "torch"})
+            reference.pop("speed_lines")
             row.update(torch_seconds=reference["seconds"],
                        torch_peak_memory_mib=reference["peak_memory_mib"],
                        torch_workload_memory_mib=reference["workload_memory_mib"],
@@ -367,6 +374,10 @@ class _Counter:
     def __call__(self, line):
         self.done += 1
         self.progress(f"[{self.done}/{self.total}] {line}")
+
+    def note(self, line):
+        """A line between the numbered ones."""
+        self.progress(line)
 
 
 def _plan_summary(plans):
