@@ -234,6 +234,26 @@ def test_a_stopped_sweep_run_again_skips_finished_trials_and_resumes_the_rest(
 
 @pytest.mark.slow
 @needs_ray
+def test_a_sweep_stopped_before_some_trials_started_says_so_in_one_line(tiny_model, tmp_path):
+    # 4 one-CPU trials on at most 2 CPUs: Ctrl-C while the first run leaves the others unstarted,
+    # trials Tune returns without a config
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "minibert.cli", "sweep", "--out", str(out), "--lr",
+            *map(str, LRS), "--epochs", "3", "--seeds", str(SEEDS), "--adapter-size", "4",
+            "--cpus-per-trial", "1", *options(base(tiny_model))]
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    first_log = out / "trials" / "lr0.001-epochs3-size4-seed0" / "train.log"
+    while not first_log.exists() and driver.poll() is None:    # the first trial has begun
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode != 0 and "Traceback" not in err, err[-3000:]
+    assert "trials did not finish" in err and "run the same command again" in err, err[-3000:]
+
+
+@pytest.mark.slow
+@needs_ray
 def test_a_sweeps_log_in_a_file_has_every_trials_line_and_no_colour_codes(tiny_model, tmp_path):
     """Written to a file, as `minibert sweep ... > log 2>&1` writes it: no ANSI colour codes,
     no notice about Ray's token authentication, every line of every trial's log (the last

@@ -309,6 +309,8 @@ def run_on_ray(trials, engine, record, names, report):
             else:
                 stopped = None
                 for result in results:
+                    if result.config is None:      # never started: the sweep was stopped first
+                        continue
                     name = result.config["trial"]["name"]
                     if result.error is None and "trial" in result.metrics \
                             and not record.done(name):
