@@ -2,19 +2,20 @@
 transformers~=4.57.6, not the reference extra's, so it gets a virtual environment of its own,
 pinned, made once in $MINIBERT_CACHE (pip reaches PyPI; torch is the CPU wheel pip finds).
 `python()` gives its interpreter, or skips the test saying why it cannot be had."""
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from minibert.cache import cache_dir
+
 PINS = ("adapters==1.3.0", "transformers==4.57.6", "torch==2.13.0", "safetensors", "numpy")
 FORWARD = Path(__file__).with_name("adapterhub_forward.py")
 
 
 def folder():
-    cache = Path(os.environ.get("MINIBERT_CACHE", "~/.cache/minibert")).expanduser()
+    cache = cache_dir()
     return cache / ("adapterhub-" + "-".join(p.split("==")[-1] for p in PINS[:3]))
 
 

@@ -17,6 +17,7 @@ import types
 import numpy as np
 
 from .. import checks, speed
+from ..speed.plans import numpys_blas as _numpys_blas
 from ..adapters import DEFAULT_SIZE
 from ..named_models import DEFAULT_MODEL, check_model, config_of, folder_of, has_weights
 from ..param_names import is_layernorm
@@ -77,16 +78,6 @@ def blas_kernels():
                                                capture_output=True, text=True,
                                                check=True).stdout.strip()
     return report
-
-
-def _numpys_blas():
-    """threadpoolctl's record of the BLAS that NumPy calls: the one NumPy's wheel ships, in
-    numpy.libs beside the package (SciPy may load another), else the first one loaded (a NumPy
-    linked to a system BLAS)."""
-    from threadpoolctl import threadpool_info
-    loaded = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
-    numpys = os.path.dirname(np.__file__)
-    return next((lib for lib in loaded if lib["filepath"].startswith(numpys)), loaded[0])
 
 
 def _timed(fn):

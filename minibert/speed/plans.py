@@ -134,15 +134,23 @@ def machine_fingerprint(threads):
     """What a plan depends on: the CPU (its name and instruction sets), the threads, NumPy's
     BLAS (library, version, the kernels it runs) and NumPy's version."""
     import numpy
-    from threadpoolctl import threadpool_info
-    numpys = os.path.dirname(numpy.__file__)
-    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
-    blas = next((lib for lib in blas if lib["filepath"].startswith(numpys)), blas[0]) \
-        if blas else {}
+    blas = numpys_blas()
     return {"cpu": _cpu_name(), "cpu_features": _cpu_features(), "threads": threads,
             "blas": " ".join(str(blas.get(k)) for k in ("internal_api", "version",
                                                         "architecture")),
             "numpy": numpy.__version__}
+
+
+def numpys_blas():
+    """threadpoolctl's record of the BLAS that NumPy calls: the one NumPy's wheel ships, in
+    numpy.libs beside the package (SciPy may load another), else the first one loaded (a NumPy
+    linked to a system BLAS); {} when none is seen."""
+    import numpy
+    from threadpoolctl import threadpool_info
+    loaded = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    numpys = os.path.dirname(numpy.__file__)
+    return next((lib for lib in loaded if lib["filepath"].startswith(numpys)),
+                loaded[0] if loaded else {})
 
 
 def _cpu_name():
