@@ -215,8 +215,17 @@ def experiment_command(args):
 
 def sweep_command(args):
     """A grid of settings x seeds, each trial a train run, on Ray; sweep.json, table and figure."""
-    from .lab.sweep import SWEPT, Engine, Grid, run_sweep
+    from .lab.sweep import SWEPT, Engine, Grid, combine, run_sweep
     from .lab.sweep_report import write_report
+    if args.sources:
+        given = [name for name in ("grid", "lr", "epochs", "adapter_size", "seeds")
+                 if getattr(args, name) is not None]
+        if given:
+            raise checks.BadValue("sources", f"expected no grid beside it (it runs nothing), found "
+                                          f"--{given[0].replace('_', '-')}")
+        table = write_report(args.out, combine(args.sources, args.out))
+        print(table + f"sweep.json, sweep.md and sweep.png in {args.out}")
+        return 0
     base = {name: getattr(args, name) for name in RUN_DEFAULTS
             if name not in SWEPT and name != "out"}
     grid = Grid.make(args.method or RUN_DEFAULTS["method"], args.grid, args.lr, args.epochs,
@@ -514,6 +523,10 @@ def add_sweep_parser(commands, train):
     sweep.add_argument("--adapter-size", type=int, nargs="+",
                        help=f"default {RUN_DEFAULTS['adapter_size']}")
     sweep.add_argument("--seeds", type=int, help="seeds 0 .. N-1 per configuration (default 3)")
+    sweep.add_argument("--from", dest="sources", nargs="+", metavar="SWEEP",
+                       help="run nothing: the trials of these sweeps (folders or their "
+                            "sweep.json; a grid run in parts) as one sweep in --out, with its "
+                            "table and figure")
     sweep.add_argument("--out", default="runs/sweep",
                        help="the sweep's folder: sweep.json, sweep.md, sweep.png, trials/NAME")
     sweep.add_argument("--address", help="an existing Ray cluster: auto or ray://HOST:PORT "

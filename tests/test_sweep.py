@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,6 +79,83 @@ def test_ray_and_matplotlib_load_only_to_run_trials_and_to_draw():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO)
     assert done.returncode == 0, done.stderr
+
+
+def record(folder, lr, epochs, scores, **settings):
+    """A sweep folder as a finished sweep leaves it: sweep.json with one trial per seed."""
+    shared = {**base("tiny"), "method": "adapters", "pooling": "mean", **settings}
+    runs = {sweep.trial_name("adapters", lr, epochs, 4, seed): {
+        "task": "TREC-6", "method": "adapters", "eval_split": "test", "score_metric": "accuracy",
+        "train_examples": 200, "learning_rate": lr, "epochs": epochs, "adapter_size": 4,
+        "seed": seed, "score": score, "seconds": 5.0} for seed, score in enumerate(scores)}
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps({
+        "experiment": "sweep", "settings": {"base": shared, "grid": {}, "trials": list(runs)},
+        "runs": runs}))
+    return folder
+
+
+def test_a_grid_run_in_parts_is_combined_into_one_sweep_with_its_table(tmp_path, capsys):
+    short = record(tmp_path / "short", 1e-3, 3, [0.5, 0.7])
+    long = record(tmp_path / "long", 1e-3, 20, [0.8, 0.9])
+    assert cli.main(["sweep", "--from", str(short), str(long / "sweep.json"),
+                     "--out", str(tmp_path / "both")]) == 0
+    table = capsys.readouterr().out
+    assert "| lr 0.001, 3 epochs, size 4 | 2 | 60.0 ± 14.1 | 50.0, 70.0 | 5 |" in table
+    assert "best configuration by mean over seeds: lr 0.001, 20 epochs, size 4, 85.0 ± 7.1" in table
+    data = json.loads((tmp_path / "both" / "sweep.json").read_text())
+    assert len(data["runs"]) == 4 and data["settings"]["trials"] == list(data["runs"])
+    assert data["settings"]["sources"] == [str(short / "sweep.json"), str(long / "sweep.json")]
+    assert (tmp_path / "both" / "sweep.md").read_text() == table.split("sweep.json, ")[0]
+    assert (tmp_path / "both" / "sweep.png").read_bytes()[:8] == PNG
+    # a later sweep into the combined folder counts its trials as done
+    sweep._check_same_sweep(tmp_path / "both", {**base("tiny"), "method": "adapters",
+                                                "pooling": "mean"})
+    # a source may be the folder written: its trials are among those kept
+    assert cli.main(["sweep", "--from", str(short), str(long), "--out", str(short)]) == 0
+    assert len(json.loads((short / "sweep.json").read_text())["runs"]) == 4
+
+
+def test_a_setting_an_older_record_lacks_counts_as_its_default(tmp_path):
+    old = record(tmp_path / "old", 1e-3, 3, [0.5])           # written before the placement existed
+    new = record(tmp_path / "new", 1e-3, 20, [0.6], adapter_placement="houlsby")
+    assert len(sweep.combine([old, new], tmp_path / "out")["runs"]) == 2
+    other = record(tmp_path / "other", 3e-3, 3, [0.6], adapter_placement="pfeiffer")
+    for sources in ([old, other], [other, old]):                 # either order
+        with pytest.raises(ValueError, match=r"^sources: .* adapter_placement"):
+            sweep.combine(sources, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("setting", r"^--from: .*sweep.json was made with pooling 'cls', .* with 'mean'"),
+    ("trial", r"^--from: .*sweep.json records trial lr0.001-epochs3-size4-seed0 otherwise than "),
+    ("missing", r"^--from: expected a sweep's folder or its sweep.json, found no such file: "),
+    ("not a sweep", r"^--from: expected a sweep's record .* found another file: "),
+    ("out", r"^--out: expected a new folder or one of the sweeps combined, found the sweep in "),
+    ("grid", r"^--from: expected no grid beside it \(it runs nothing\), found --lr$")])
+def test_sweeps_that_do_not_fit_together_are_refused_by_name(tmp_path, capsys, case, message):
+    first = record(tmp_path / "first", 1e-3, 3, [0.5, 0.7])
+    argv, out = ["--from", str(first)], tmp_path / "out"
+    if case == "setting":
+        argv.append(str(record(tmp_path / "cls", 1e-3, 20, [0.6], pooling="cls")))
+    elif case == "trial":
+        argv.append(str(record(tmp_path / "again", 1e-3, 3, [0.6])))
+    elif case == "missing":
+        argv.append(str(tmp_path / "nowhere"))
+    elif case == "not a sweep":
+        (tmp_path / "results.json").write_text('{"task": "TREC-6"}')
+        argv.append(str(tmp_path / "results.json"))
+    elif case == "out":
+        out = record(tmp_path / "elsewhere", 3e-3, 3, [0.4])
+    else:
+        argv += ["--lr", "1e-3"]
+    before = snapshot(tmp_path)
+    assert cli.main(["sweep", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert re.match(message, err.removeprefix("minibert sweep: error: ")), err
+    assert snapshot(tmp_path) == before
 
 
 # ---------------------------------------------------------------------------- with Ray

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from .. import checks
+from ..atomic import write_atomically
 from ..train import DEFAULT_LR
 from ..runs import CHECKPOINT, RunSettings, run_train
 from ..runs.checkpoint import read_manifest
@@ -198,6 +199,65 @@ def _check_same_sweep(out, shared):
         raise checks.BadValue(name, f"expected {then!r}, the setting of the sweep in {out}, "
                                     f"found {now!r}; its trials must not mix with others: "
                                     "choose another --out")
+
+
+def combine(sources, out):
+    """One sweep of the trials recorded by several (a grid run in parts, each part into its
+    folder), for one table and figure: OUT/sweep.json holds every trial of the sources, which
+    must share every setting but the swept ones. `sources`: sweep folders or their sweep.json.
+    OUT is a new folder or one of the sources, so no sweep's record is lost. Returns its data.
+    Raises checks.BadValue naming the source and the setting or trial that does not fit."""
+    records = [(path, _read_record(path)) for path in map(_sweep_file, sources)]
+    out = checks.output_folder("out", out)
+    target = out / "sweep.json"
+    if target.exists() and target.resolve() not in {path.resolve() for path, _ in records}:
+        raise checks.BadValue("out", f"expected a new folder or one of the sweeps combined, "
+                                     f"found the sweep in {out}; choose another --out")
+    first_path, first = records[0]
+    runs, recorded_in = {}, {}
+    for path, data in records:
+        base = data["settings"]["base"]
+        # both ways: a setting one record lacks was written before it existed, at its default
+        changed = changed_settings(base, first["settings"]["base"]) or {
+            name: (now, then) for name, (then, now)
+            in changed_settings(first["settings"]["base"], base).items()}
+        if changed:
+            name, (theirs, ours) = next(iter(changed.items()))
+            raise checks.BadValue("sources", f"{path} was made with {name} {theirs!r}, {first_path} "
+                                          f"with {ours!r}: their trials do not belong together")
+        for name, entry in data["runs"].items():
+            if name in runs and runs[name] != entry:
+                raise checks.BadValue("sources", f"{path} records trial {name} otherwise than "
+                                              f"{recorded_in[name]}")
+            runs[name], recorded_in[name] = entry, path
+    # the settings as the newest record writes them (older ones lack later settings)
+    base = max((data["settings"]["base"] for _, data in records), key=len)
+    data = {"experiment": "sweep",
+            "settings": {"base": base, "grid": None, "trials": list(runs),
+                         "sources": [str(path) for path, _ in records]},
+            "runs": runs}
+    with locked(out):
+        write_atomically(target, lambda tmp: Path(tmp).write_text(
+            json.dumps(data, indent=2) + "\n", "utf-8"))
+    return data
+
+
+def _sweep_file(source):
+    path = Path(source).expanduser()
+    return path / "sweep.json" if path.is_dir() else path
+
+
+def _read_record(path):
+    if not path.is_file():
+        raise checks.BadValue("sources", f"expected a sweep's folder or its sweep.json, found no "
+                                      f"such file: {path}")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        data["settings"]["base"]["task"], data["settings"]["trials"], data["runs"].items()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise checks.BadValue("sources", f"expected a sweep's record (its settings and trials), "
+                                      f"found another file: {path}") from None
+    return data
 
 
 def trial_entry(results, seconds):
