@@ -114,6 +114,9 @@ def test_a_grid_run_in_parts_is_combined_into_one_sweep_with_its_table(tmp_path,
     # a source may be the folder written: its trials are among those kept
     assert cli.main(["sweep", "--from", str(short), str(long), "--out", str(short)]) == 0
     assert len(json.loads((short / "sweep.json").read_text())["runs"]) == 4
+    # and so may an earlier combination of the same sweeps, made again
+    assert cli.main(["sweep", "--from", str(short), str(long), "--out",
+                     str(tmp_path / "both")]) == 0
 
 
 def test_a_setting_an_older_record_lacks_counts_as_its_default(tmp_path):
@@ -132,7 +135,8 @@ def test_a_setting_an_older_record_lacks_counts_as_its_default(tmp_path):
     ("trial", r"^--from: .*sweep.json records trial lr0.001-epochs3-size4-seed0 otherwise than "),
     ("missing", r"^--from: expected a sweep's folder or its sweep.json, found no such file: "),
     ("not a sweep", r"^--from: expected a sweep's record .* found another file: "),
-    ("out", r"^--out: expected a new folder or one of the sweeps combined, found the sweep in "),
+    ("out", r"^--out: expected a new folder or one whose trials are among those combined, "
+            r"found trial lr0.003-epochs3-size4-seed0 in "),
     ("grid", r"^--from: expected no grid beside it \(it runs nothing\), found --lr$")])
 def test_sweeps_that_do_not_fit_together_are_refused_by_name(tmp_path, capsys, case, message):
     first = record(tmp_path / "first", 1e-3, 3, [0.5, 0.7])

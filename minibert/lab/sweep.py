@@ -205,14 +205,12 @@ def combine(sources, out):
     """One sweep of the trials recorded by several (a grid run in parts, each part into its
     folder), for one table and figure: OUT/sweep.json holds every trial of the sources, which
     must share every setting but the swept ones. `sources`: sweep folders or their sweep.json.
-    OUT is a new folder or one of the sources, so no sweep's record is lost. Returns its data.
+    OUT is a new folder or one whose trials are all among these (one of the sources, or an
+    earlier combination of them), so no trial's record is lost. Returns its data.
     Raises checks.BadValue naming the source and the setting or trial that does not fit."""
     records = [(path, _read_record(path)) for path in map(_sweep_file, sources)]
     out = checks.output_folder("out", out)
     target = out / "sweep.json"
-    if target.exists() and target.resolve() not in {path.resolve() for path, _ in records}:
-        raise checks.BadValue("out", f"expected a new folder or one of the sweeps combined, "
-                                     f"found the sweep in {out}; choose another --out")
     first_path, first = records[0]
     runs, recorded_in = {}, {}
     for path, data in records:
@@ -230,6 +228,13 @@ def combine(sources, out):
                 raise checks.BadValue("sources", f"{path} records trial {name} otherwise than "
                                               f"{recorded_in[name]}")
             runs[name], recorded_in[name] = entry, path
+    if target.exists():
+        kept = json.loads(target.read_text("utf-8")).get("runs", {})
+        lost = [name for name, entry in kept.items() if runs.get(name) != entry]
+        if lost:
+            raise checks.BadValue("out", f"expected a new folder or one whose trials are among "
+                                         f"those combined, found trial {lost[0]} in {target}; "
+                                         "choose another --out")
     # the settings as the newest record writes them (older ones lack later settings)
     base = max((data["settings"]["base"] for _, data in records), key=len)
     data = {"experiment": "sweep",

@@ -99,6 +99,9 @@ def draw(trials, out):
             ax.plot(pick["learning_rate"], pick["score"], "*", color="black", markersize=12,
                     label=f"best trial (seed {pick['seed']})")
         ax.set_xscale("log")
+        rates = sorted({key[0] for key in rows})        # ticks at the grid's rates, in every panel
+        ax.set_xticks(rates, [f"{lr:g}" for lr in rates])
+        ax.minorticks_off()
         ax.set_xlabel("learning rate")
         ax.set_title(plural(count, "epoch"))
         ax.legend(fontsize=8)
