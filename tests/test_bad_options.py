@@ -219,6 +219,10 @@ COMMANDS = {
         "--seeds": POSITIVE_INTEGER, "--out": NO_OUTPUT_FOLDER, "--address": NOT_AN_ADDRESS,
         "--cpus-per-trial": NOT_POSITIVE, "--gpus-per-trial": NOT_GPUS,
         "--max-failures": COUNT}),
+    # sweeps to combine: none there, a folder without a sweep, files that are not a sweep's
+    "sweep --from": (["sweep", "--out", "runs/new"], {
+        "--from": texts("missing/folder", "empty-folder", "done", "a-file.txt", "data.csv",
+                        "done/results.json")}),
 }
 CASES = [(case, option) for case, (_, options) in COMMANDS.items() for option in options]
 TRIED = collections.Counter()             # (case, option) -> bad values tried
