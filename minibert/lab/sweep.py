@@ -211,18 +211,18 @@ def combine(sources, out):
     records = [(path, _read_record(path)) for path in map(_sweep_file, sources)]
     out = checks.output_folder("out", out)
     target = out / "sweep.json"
-    first_path, first = records[0]
+    # the settings as the newest record writes them: an older one lacks the settings added
+    # since, which held their defaults when it was made (changed_settings fills them in)
+    newest_path, newest = max(records, key=lambda record: len(record[1]["settings"]["base"]))
+    base = newest["settings"]["base"]
     runs, recorded_in = {}, {}
     for path, data in records:
-        base = data["settings"]["base"]
-        # both ways: a setting one record lacks was written before it existed, at its default
-        changed = changed_settings(base, first["settings"]["base"]) or {
-            name: (now, then) for name, (then, now)
-            in changed_settings(first["settings"]["base"], base).items()}
+        changed = changed_settings(data["settings"]["base"], base)
         if changed:
             name, (theirs, ours) = next(iter(changed.items()))
-            raise checks.BadValue("sources", f"{path} was made with {name} {theirs!r}, {first_path} "
-                                          f"with {ours!r}: their trials do not belong together")
+            raise checks.BadValue("sources", f"{path} was made with {name} {theirs!r}, "
+                                             f"{newest_path} with {ours!r}: their trials do not "
+                                             "belong together")
         for name, entry in data["runs"].items():
             if name in runs and runs[name] != entry:
                 raise checks.BadValue("sources", f"{path} records trial {name} otherwise than "
@@ -235,8 +235,6 @@ def combine(sources, out):
             raise checks.BadValue("out", f"expected a new folder or one whose trials are among "
                                          f"those combined, found trial {lost[0]} in {target}; "
                                          "choose another --out")
-    # the settings as the newest record writes them (older ones lack later settings)
-    base = max((data["settings"]["base"] for _, data in records), key=len)
     data = {"experiment": "sweep",
             "settings": {"base": base, "grid": None, "trials": list(runs),
                          "sources": [str(path) for path, _ in records]},
