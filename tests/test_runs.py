@@ -10,6 +10,7 @@ from minibert.adapter_files import read_adapter_file
 from minibert.checks import BadValue
 from minibert.cli import main
 from minibert.runs import RunSettings, run_eval, run_train
+from minibert.speed.plans import cpu_name
 from minibert.train import TrainingDiverged, configure, train_step
 from minibert.optim import AdamW
 
@@ -40,6 +41,9 @@ def test_train_writes_results_and_adapter_file(trec_run):
     assert 0.0 <= on_disk["score"] <= 1.0
     assert on_disk["trained_params"] / on_disk["total_params"] < 0.05
     assert (out / "adapter.safetensors").is_file()
+    # where it ran: a run on another CPU rounds differently
+    assert on_disk["machine"]["cpu"] == cpu_name() and on_disk["machine"]["threads"] >= 1
+    assert {"cpu_features", "blas", "numpy"} <= set(on_disk["machine"])
     # minilm-l6's own pooling, from its sentence-transformers config, and why
     assert on_disk["pooling"] == on_disk["settings"]["pooling"] == "mean"
     assert on_disk["pooling_reason"] == ("the default (minilm-l6: 1_Pooling/config.json names "

@@ -21,6 +21,7 @@ from minibert.lab import sweep
 from minibert.runs.lock import LOCK
 from minibert.runs import CHECKPOINT, RunSettings, run_train
 from minibert.lab.sweep import TRIAL_LOG, Engine, Grid, plan, run_sweep
+from minibert.speed.plans import cpu_name
 
 from conftest import snapshot, without_timings
 
@@ -81,13 +82,15 @@ def test_ray_and_matplotlib_load_only_to_run_trials_and_to_draw():
     assert done.returncode == 0, done.stderr
 
 
-def record(folder, lr, epochs, scores, **settings):
-    """A sweep folder as a finished sweep leaves it: sweep.json with one trial per seed."""
+def record(folder, lr, epochs, scores, machine=None, **settings):
+    """A sweep folder as a finished sweep leaves it: sweep.json with one trial per seed (made
+    on `machine`; None: a record older than the field)."""
     shared = {**base("tiny"), "method": "adapters", "pooling": "mean", **settings}
     runs = {sweep.trial_name("adapters", lr, epochs, 4, seed): {
         "task": "TREC-6", "method": "adapters", "eval_split": "test", "score_metric": "accuracy",
         "train_examples": 200, "learning_rate": lr, "epochs": epochs, "adapter_size": 4,
-        "seed": seed, "score": score, "seconds": 5.0} for seed, score in enumerate(scores)}
+        "seed": seed, "score": score, "seconds": 5.0, **({"machine": machine} if machine else {})}
+        for seed, score in enumerate(scores)}
     folder.mkdir()
     (folder / "sweep.json").write_text(json.dumps({
         "experiment": "sweep", "settings": {"base": shared, "grid": {}, "trials": list(runs)},
@@ -97,12 +100,17 @@ def record(folder, lr, epochs, scores, **settings):
 
 def test_a_grid_run_in_parts_is_combined_into_one_sweep_with_its_table(tmp_path, capsys):
     short = record(tmp_path / "short", 1e-3, 3, [0.5, 0.7])
-    long = record(tmp_path / "long", 1e-3, 20, [0.8, 0.9])
+    zen = {"cpu": "AMD EPYC", "cpu_features": "0123456789ab", "threads": 1,
+           "blas": "openblas 0.3.31 SkylakeX", "numpy": "2.4.6"}
+    long = record(tmp_path / "long", 1e-3, 20, [0.8, 0.9], machine=zen)
     assert cli.main(["sweep", "--from", str(short), str(long / "sweep.json"),
                      "--out", str(tmp_path / "both")]) == 0
     table = capsys.readouterr().out
     assert "| lr 0.001, 3 epochs, size 4 | 2 | 60.0 ± 14.1 | 50.0, 70.0 | 5 |" in table
     assert "best configuration by mean over seeds: lr 0.001, 20 epochs, size 4, 85.0 ± 7.1" in table
+    # trials made on other CPUs round differently: the table says where each part ran
+    assert ("trials by machine: not recorded: 2; AMD EPYC (flags 0123456789ab), 1 thread, "
+            "openblas 0.3.31 SkylakeX: 2\n") in table
     data = json.loads((tmp_path / "both" / "sweep.json").read_text())
     assert len(data["runs"]) == 4 and data["settings"]["trials"] == list(data["runs"])
     assert data["settings"]["sources"] == [str(short / "sweep.json"), str(long / "sweep.json")]
@@ -190,6 +198,8 @@ def test_a_sweep_records_every_trial_and_writes_its_table_and_figure(whole, tiny
         assert entry["dev_scores"] == [h["metrics"]["score"] for h in results["history"]]
         assert len(entry["dev_scores"]) == 3 and entry["seconds"] > entry["train_seconds"] > 0
         assert entry["resumed_at_step"] is None
+        assert entry["machine"] == results["machine"]
+        assert (entry["machine"]["cpu"], entry["machine"]["threads"]) == (cpu_name(), 1)
     assert any("finished" in line and "4 done, 0 running, 0 left" in line for line in lines)
 
     # each trial is an ordinary training run: the same results, run here without Ray
@@ -206,6 +216,7 @@ def test_a_sweep_records_every_trial_and_writes_its_table_and_figure(whole, tiny
     assert "| lr 0.001, 3 epochs, size 4 | 2 |" in printed
     assert "paper's selection (best trial on validation)" in printed
     assert (out / "sweep.md").read_text() in printed
+    assert f"1 thread, {entry['machine']['blas']}: 4\n" in printed      # every trial here
     assert (out / "sweep.png").read_bytes()[:8] == PNG
 
 

@@ -6,21 +6,11 @@ import platform
 
 import numpy
 
-
-def cpu_model():
-    """The processor's name (Linux: /proc/cpuinfo), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from ..speed.plans import cpu_name
 
 
 def describe():
     """e.g. 'minibert 0.1.0, Python 3.11.7, NumPy 2.4.6 on Linux x86_64, AMD EPYC 7B13, 2 cores'"""
     return (f"minibert {importlib.metadata.version('minibert')}, Python {platform.python_version()}, "
-            f"NumPy {numpy.__version__} on {platform.system()} {platform.machine()}, {cpu_model()}, "
+            f"NumPy {numpy.__version__} on {platform.system()} {platform.machine()}, {cpu_name()}, "
             f"{os.cpu_count()} cores")

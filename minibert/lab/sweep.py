@@ -268,7 +268,8 @@ def trial_entry(results, seconds):
     keep = ("task", "method", "adapter_size", "learning_rate", "seed", "score", "score_metric",
             "metrics", "eval_split", "trained_params", "train_examples", "eval_examples",
             "train_seconds", "seconds_per_epoch", "settings")
-    return {**{k: results[k] for k in keep}, "epochs": results["settings"]["epochs"],
+    return {**{k: results[k] for k in keep}, "machine": results.get("machine"),  # None: older
+            "epochs": results["settings"]["epochs"],
             "dev_scores": [h["metrics"]["score"] for h in results["history"]],
             "history": results["history"], "seconds": seconds}
 

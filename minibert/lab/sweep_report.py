@@ -5,6 +5,7 @@ paper's selection (the one trial, configuration and seed, best on validation), a
 A trial's score is its model's after the last epoch, as results.json reports it: the number of
 epochs is itself a swept setting, so no epoch is picked from inside a run.
 """
+import collections
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,20 @@ def format_table(data, trials):
                   f"{_mean_std(rows[best_key], scale)}",
               f"paper's selection (best trial on validation): {_describe(pick_key)}, seed "
               f"{pick['seed']}: {scale * pick['score']:.1f}"]
+    machines = collections.Counter(_machine(entry) for entry in trials)
+    if set(machines) != {None}:            # trials on other CPUs round differently
+        lines.append("trials by machine: " + "; ".join(
+            f"{name or 'not recorded'}: {count}" for name, count in machines.items()))
     return "\n".join(lines) + "\n"
+
+
+def _machine(entry):
+    """A trial's machine in a few words, None when its record is older than the field."""
+    machine = entry.get("machine")
+    if machine is None:
+        return None
+    return (f"{machine['cpu']} (flags {machine['cpu_features']}), "
+            f"{plural(machine['threads'], 'thread')}, {machine['blas']}")
 
 
 def draw(trials, out):

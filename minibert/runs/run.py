@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .. import speed
 from ..adapter_files import adapter_config_metadata, save_adapters, save_trained
 from ..adapters import add_adapter_set
 from ..atomic import write_atomically
@@ -279,6 +280,8 @@ class Run:
             "examples_per_second": settings.epochs * len(self.data.train) / train_seconds,
             "train_examples": len(self.data.train), "eval_examples": len(self.data.eval),
             "seed": settings.seed, "learning_rate": settings.learning_rate,
+            # where the numbers were made: runs on other CPUs differ in BLAS's rounding
+            "machine": speed.machine(),
             "padding_share": self.padding_share(settings.group_by_length),
             "padding_share_shuffled": self.padding_share(False),
             "settings": dataclasses.asdict(settings), "history": self.history,

@@ -35,7 +35,13 @@ def plan_file():
     """The file of this machine's plan (a str), or None where the ways are fixed."""
     if not parallel.SETTINGS.measured:
         return None
-    return str(plans.plan_path(plans.machine_fingerprint(parallel.SETTINGS.threads)))
+    return str(plans.plan_path(machine()))
+
+
+def machine():
+    """What this process computes on, as its plan is named: the CPU (its name and a digest of
+    its instruction sets), the threads, NumPy's BLAS and NumPy's version."""
+    return plans.machine_fingerprint(parallel.SETTINGS.threads)
 
 
 def plan_used():

@@ -135,7 +135,7 @@ def machine_fingerprint(threads):
     BLAS (library, version, the kernels it runs) and NumPy's version."""
     import numpy
     blas = numpys_blas()
-    return {"cpu": _cpu_name(), "cpu_features": _cpu_features(), "threads": threads,
+    return {"cpu": cpu_name(), "cpu_features": _cpu_features(), "threads": threads,
             "blas": " ".join(str(blas.get(k)) for k in ("internal_api", "version",
                                                         "architecture")),
             "numpy": numpy.__version__}
@@ -153,7 +153,9 @@ def numpys_blas():
                 loaded[0] if loaded else {})
 
 
-def _cpu_name():
+def cpu_name():
+    """The processor's name: /proc/cpuinfo on Linux, sysctl on macOS, else what `platform`
+    knows."""
     if platform.system() == "Linux":
         for line in _proc_cpuinfo():
             if line.startswith(("model name", "Model")):
