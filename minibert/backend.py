@@ -35,10 +35,11 @@ def _numpy_scatter_add(target, indices, values):
     numpy.add.at(target, indices, values)
 
 
-# erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0: Numerical Recipes' Chebyshev fit
-# (erfcc), relative error below 1.2e-7 -- float32's own precision. P's coefficients, t^0 first:
-_ERFC_FIT = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-             -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+# erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0: Numerical Recipes' erfcc form, with P
+# fitted for erf's absolute error (scripts/fit_erf.py), which needs degree 6 where erfcc's fit
+# for erfc's relative error takes 9. P's coefficients, t^0 first:
+_ERFC_FIT = (-1.27621123, 1.11824249, -0.16560040, 1.38617492, -1.79126672, 0.89570763,
+             -0.16704668)
 _ERF_BLOCK = 1 << 16      # elements per block: its dozen passes stay in the CPU cache
 
 
@@ -56,10 +57,11 @@ def numpy_erf(x):
         t = z * numpy.float32(0.5)
         t += 1
         numpy.reciprocal(t, out=t)
-        p = numpy.full_like(z, _ERFC_FIT[-1])
-        for c in _ERFC_FIT[-2::-1]:              # Horner, in place
-            p *= t
+        p = t * numpy.float32(_ERFC_FIT[-1])
+        for c in _ERFC_FIT[-2:0:-1]:             # Horner, in place
             p += numpy.float32(c)
+            p *= t
+        p += numpy.float32(_ERFC_FIT[0])
         with numpy.errstate(over="ignore"):     # z^2 = inf for huge |x|: exp(-inf) = 0, right
             z *= z
         p -= z
