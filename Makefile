@@ -17,10 +17,10 @@ $(VENV)/.runtime: setup.cfg pyproject.toml constraints.txt
 	touch $@
 
 # tests: pytest, the reference implementation (torch CPU 2.13.0 + transformers) for parity tests,
-# and Ray Tune for the sweep tests
+# Ray Tune for the sweep tests, and huggingface_hub + pyarrow for GLUE as the Hub holds it
 $(VENV)/.dev: $(VENV)/.runtime
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,reference,sweep]'
+	$(PIP) -e '.[dev,reference,sweep,hub]'
 	touch $@
 
 # the book: Sphinx with MyST-NB, and selenium for its browser test (tests/test_book.py)

