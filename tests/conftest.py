@@ -7,8 +7,10 @@ import pytest
 
 import minibert
 from minibert import backend, named_models
+from minibert.data import hub
 from minibert.optim import AdamW, clip_global_norm
 from minibert.train import configure
+import glue_fixture
 from strict_device import STRICT
 
 backend.register(STRICT)
@@ -17,9 +19,37 @@ backend.register(STRICT)
 # commands the tests start in other processes share them).
 os.environ.setdefault("MINIBERT_SPEED_PLANS", tempfile.mkdtemp(prefix="minibert-plans-"))
 
-# Where the real GLUE files are (tests that need them skip without it).
-GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                                   "data", "glue"))
+# No test reaches the network: the commands that tests start in other processes are offline to
+# the Hugging Face Hub, and in this process its download call is replaced (no_hub_downloads).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+# Where the real GLUE files are (tests that need them skip without them, naming the folder;
+# tests that need only GLUE-shaped files run on tests/glue_fixture.py's where these are absent).
+GLUE_DIR = os.environ.get("GLUE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..",
+                                                      "shared", "data", "glue")
+HAVE_GLUE = all(os.path.isfile(os.path.join(GLUE_DIR, task, "dev.tsv"))
+                for task in glue_fixture.TASKS)
+needs_glue = pytest.mark.skipif(not HAVE_GLUE, reason=f"needs the real GLUE files (SST-2, CoLA, "
+                                                      f"MRPC, RTE, STS-B) at {GLUE_DIR}")
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory):
+    """A GLUE data folder: the real one where it is, else a small one of the same shape."""
+    if HAVE_GLUE:
+        return GLUE_DIR
+    return str(glue_fixture.write_glue(tmp_path_factory.mktemp("glue")))
+
+
+@pytest.fixture(autouse=True)
+def no_hub_downloads(monkeypatch, tmp_path_factory):
+    """Every test starts with an empty cache of GLUE fetched from the Hub, and a download from
+    the Hub fails as it does without network."""
+    def offline(name, folder):
+        raise ConnectionError("huggingface.co cannot be reached: tests do not use the network")
+    monkeypatch.setattr(hub, "_download", offline)
+    cache = tmp_path_factory.mktemp("hub-cache")
+    monkeypatch.setattr(hub, "cache_folder", lambda: cache / "glue")
 
 
 def tiny_config(**overrides):

@@ -3,7 +3,6 @@ the JSON it writes, a real PNG, and a re-run that skips what is finished."""
 import contextlib
 import dataclasses
 import json
-import os
 
 import pytest
 
@@ -11,15 +10,14 @@ import minibert
 from minibert.lab import analyses
 from minibert.runs import RunSettings, run
 
-from conftest import GLUE_DIR
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def base(model):
+def base(model, data_dir=None):
     return RunSettings(model=str(model), max_train_examples=16, max_eval_examples=16,
                        max_seq_length=16, batch_size=8, epochs=1, adapter_size=4,
-                       data_dir=GLUE_DIR)
+                       data_dir=data_dir)
 
 
 def rerun_runs_nothing(monkeypatch, name, out, settings, task_names):
@@ -78,9 +76,8 @@ def test_experiment_writes_json_and_png_and_resumes(tiny_model, tmp_path, monkey
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason="needs the GLUE files")
-def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monkeypatch):
-    settings = base(tiny_model)
+def test_sequential_keeps_adapter_scores_and_resumes(tiny_model, tmp_path, monkeypatch, glue_dir):
+    settings = base(tiny_model, glue_dir)
     figure, data = analyses.sequential(tmp_path, settings, ("TREC-6", "SST-2"))
     assert figure.read_bytes()[:8] == PNG
     runs = data["runs"]

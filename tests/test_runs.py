@@ -14,9 +14,8 @@ from minibert.speed.plans import cpu_name
 from minibert.train import TrainingDiverged, configure, train_step
 from minibert.optim import AdamW
 
-from conftest import GLUE_DIR, tiny_config
+from conftest import tiny_config
 
-needs_glue = pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason=f"no GLUE data at {GLUE_DIR}")
 SMALL = dict(epochs=1, max_train_examples=48, max_eval_examples=40, max_seq_length=48,
              batch_size=16)
 
@@ -113,12 +112,11 @@ def test_eval_reproduces_the_training_score_exactly(trec_run):
 
 
 @pytest.mark.slow
-@needs_glue
 def test_an_adapter_file_is_scored_only_on_the_task_it_was_trained_on(trec_run, tmp_path,
-                                                                      capsys):
+                                                                      capsys, glue_dir):
     out, _ = trec_run
     adapters = out / "adapter.safetensors"
-    assert main(["eval", "--task", "MRPC", "--data-dir", GLUE_DIR, "--adapters",
+    assert main(["eval", "--task", "MRPC", "--data-dir", glue_dir, "--adapters",
                  str(adapters)]) == 2
     assert capsys.readouterr().err == (
         f"minibert eval: error: --adapters: expected an adapter file trained on MRPC, found "
@@ -128,7 +126,7 @@ def test_an_adapter_file_is_scored_only_on_the_task_it_was_trained_on(trec_run, 
                  "--epochs", "1", "--out", str(tmp_path / "own")]) == 0
     own = tmp_path / "own" / "adapter.safetensors"
     capsys.readouterr()
-    assert main(["eval", "--task", "MRPC", "--data-dir", GLUE_DIR, "--adapters", str(own)]) == 2
+    assert main(["eval", "--task", "MRPC", "--data-dir", glue_dir, "--adapters", str(own)]) == 2
     assert capsys.readouterr().err == (
         f"minibert eval: error: --adapters: expected an adapter file trained on MRPC, found "
         f"{own}, trained on {tmp_path / 't.csv'} (your own files); score it on what it was "
@@ -136,13 +134,13 @@ def test_an_adapter_file_is_scored_only_on_the_task_it_was_trained_on(trec_run, 
 
 
 @pytest.mark.slow
-@needs_glue
 @pytest.mark.parametrize("task, method", [("MRPC", "full"), ("STS-B", "adapters"),
                                           ("CoLA", "top-k")])
-def test_glue_tasks_and_methods_run_from_the_command_line(tmp_path, capsys, task, method):
+def test_glue_tasks_and_methods_run_from_the_command_line(tmp_path, capsys, task, method,
+                                                          glue_dir):
     args = ["train", "--task", task, "--method", method, "--out", str(tmp_path), "--epochs", "1",
             "--max-train-examples", "32", "--max-eval-examples", "32", "--max-seq-length", "40",
-            "--data-dir", GLUE_DIR] + (["--top-k", "2"] if method == "top-k" else [])
+            "--data-dir", glue_dir] + (["--top-k", "2"] if method == "top-k" else [])
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["task"] == task and results["method"] == method
@@ -153,10 +151,9 @@ def test_glue_tasks_and_methods_run_from_the_command_line(tmp_path, capsys, task
 
 
 @pytest.mark.slow
-@needs_glue
-def test_two_task_adapters_swap_on_one_base(trec_run, tmp_path):
+def test_two_task_adapters_swap_on_one_base(trec_run, tmp_path, glue_dir):
     trec_out, trec_results = trec_run
-    sst = run_train(RunSettings(task="SST-2", out=str(tmp_path), data_dir=GLUE_DIR, **SMALL))
+    sst = run_train(RunSettings(task="SST-2", out=str(tmp_path), data_dir=glue_dir, **SMALL))
     model = minibert.BertModel.from_pretrained("minilm-l6")
     heads = {"TREC-6": minibert.load_adapters(model, trec_out / "adapter.safetensors"),
              "SST-2": minibert.load_adapters(model, tmp_path / "adapter.safetensors")}
@@ -184,11 +181,10 @@ def test_bad_task_method_and_data_folder_are_named(tmp_path, capsys):
     assert not (tmp_path / "results.json").exists()
 
 
-@needs_glue
-def test_each_task_has_its_own_default_folder():
+def test_each_task_has_its_own_default_folder(glue_dir):
     assert RunSettings().out == "runs/trec6"
-    assert RunSettings(task="STS-B", data_dir=GLUE_DIR).out == "runs/stsb"
-    assert RunSettings(task="SST-2", data_dir=GLUE_DIR, out="elsewhere").out == "elsewhere"
+    assert RunSettings(task="STS-B", data_dir=glue_dir).out == "runs/stsb"
+    assert RunSettings(task="SST-2", data_dir=glue_dir, out="elsewhere").out == "elsewhere"
 
 
 def test_settings_for_your_own_files(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ files written here, and the metrics against values worked out by hand."""
 import collections
 import dataclasses
 import math
-import os
 import zipfile
 
 import numpy as np
@@ -13,10 +12,7 @@ from scipy import stats
 from minibert.data import tasks, wheels
 from minibert.data.tasks import Example, compute_metrics, get_task, load_examples
 
-GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                                   "data", "glue"))
-needs_glue = pytest.mark.skipif(not os.path.isdir(GLUE_DIR),
-                                reason=f"no GLUE data folder at {GLUE_DIR}")
+from conftest import GLUE_DIR, needs_glue
 
 
 def write(folder, relative_path, content):
