@@ -247,9 +247,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def shared_run_arguments(parser):
+def shared_run_arguments(parser, sequence_length="default 128, SQuAD 384",
+                         eval_examples="0: all"):
     """The options of a run that train, eval and experiment share, without defaults: train
-    tells the options the user typed by them; eval and experiment set their defaults."""
+    tells the options the user typed by them; eval and experiment set their defaults, and say
+    in sequence_length and eval_examples the defaults of theirs that differ from train's."""
     parser.add_argument("--model", help=f"{DEFAULT_MODEL}, a folder or a hub id (default "
                                         f"{DEFAULT_MODEL})")
     parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR); SQuAD: a folder "
@@ -257,9 +259,9 @@ def shared_run_arguments(parser):
     parser.add_argument("--batch-size", type=int,
                         help=f"examples per step (default {RUN_DEFAULTS['batch_size']})")
     parser.add_argument("--max-seq-length", type=int,
-                        help="at most the model's position table (512 for minilm-l6); default "
-                             "128, SQuAD 384")
-    parser.add_argument("--max-eval-examples", type=int, help="0: all")
+                        help="at most the model's position table (512 for minilm-l6); "
+                             + sequence_length)
+    parser.add_argument("--max-eval-examples", type=int, help=eval_examples)
     parser.add_argument("--device", help="numpy | cupy (default $MINIBERT_DEVICE or numpy)")
 
 
@@ -350,7 +352,7 @@ def add_params_parser(commands):
     count.add_argument("--num-labels", type=int, default=2,
                        help="the head's classes (default 2; 1: regression)")
     count.add_argument("--pooling", choices=POOLINGS,
-                       help="cls or mean (default: the checkpoint's, as train)")
+                       help="cls, mean or cls_token (default: the checkpoint's, as train)")
     count.add_argument("--json", action="store_true", help="print the table as JSON")
     return count
 
@@ -367,9 +369,9 @@ def add_train_parser(commands):
     adapter_variant_arguments(run, defaults=False)
     run.add_argument("--pooling", choices=POOLINGS,
                      help="what a classification or regression head reads: cls, the pooled "
-                          "[CLS]; mean, the mean of the last layer's tokens (default: the "
-                          "checkpoint's, from a sentence-transformers 1_Pooling/config.json; "
-                          "else cls)")
+                          "[CLS]; mean, the mean of the last layer's tokens; cls_token, the "
+                          "last layer's [CLS] state itself (default: the checkpoint's, from a "
+                          "sentence-transformers 1_Pooling/config.json; else cls)")
     run.add_argument("--top-k", type=int, help="layers trained by method top-k")
     run.add_argument("--lr", type=float,
                      help="default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in
@@ -412,7 +414,8 @@ def add_eval_parser(commands):
                        help="SQuAD: write the answers there, {question id: answer text}, the "
                             "official format")
     score.add_argument("--json", action="store_true", help="print the scores as JSON")
-    shared_run_arguments(score)
+    shared_run_arguments(score, sequence_length="default: the adapter file's (files written "
+                                                "before it recorded one: 128, SQuAD 384)")
     question_answering_arguments(score)
     data_file_arguments(score, {"--dev": "dev_file", "--test": "test_file"})
     score.set_defaults(**run_defaults("model", "batch_size", "max_seq_length", "doc_stride",
@@ -506,7 +509,9 @@ def add_experiment_parser(commands):
     analysis.add_argument("--adapter-size", type=int,
                           help=f"default {RUN_DEFAULTS['adapter_size']}")
     analysis.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")
-    shared_run_arguments(analysis)
+    shared_run_arguments(analysis,
+                         sequence_length=f"default {DEFAULT_SETTINGS['max_seq_length']}",
+                         eval_examples=f"0: all; default {DEFAULT_SETTINGS['max_eval_examples']}")
     analysis.set_defaults(**run_defaults("model", "batch_size", "adapter_size", "seed"),
                           **DEFAULT_SETTINGS)
     return analysis
