@@ -301,5 +301,8 @@ assert all(c.error <= 1e-6 for c in checks.values())
 #    longer matches finite differences of the scaled forward — and by what factor it is off.
 #    Check the factor by which the query gradient is too large with
 #    `exercises.attention_key_scale_factor(factor)`.
-# 5. Train-time dropout sits inside attention (`attention_forward(..., dropout_p, rng)`).
-#    Write a gradient check with dropout on: which random state must be held fixed, and how?
+# 5. Train-time dropout sits inside attention: `attention_forward(q, k, v, mask_bias, H,
+#    keep=None, dropout_p=0.0)` takes a boolean mask `keep` of shape (B, H, T, T), which
+#    `minibert.ops.dropout.dropout_mask(shape, p, rng, dtype)` draws (the model draws one per
+#    step), and the rate it was drawn with. Write a gradient check with dropout on: which
+#    random state must be held fixed, and how?
