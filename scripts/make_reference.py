@@ -1,4 +1,4 @@
-"""Write tests/fixtures/minilm_reference.npz: what Hugging Face transformers computes on the
+"""Write minibert/reference/minilm_reference.npz: what Hugging Face transformers computes on the
 minilm-l6 checkpoint, so the tests can compare minibert against it without torch installed.
 
 For three inputs -- one sentence ("single"), a padded batch of three sentences of different
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))          # use the minibert of this checkout, installed or not
 from minibert import named_models  # noqa: E402
 
-OUTPUT = ROOT / "tests" / "fixtures" / "minilm_reference.npz"
+OUTPUT = ROOT / "minibert" / "reference" / "minilm_reference.npz"   # package data: notebook 3 reads it
 
 MODEL_CASES = {   # case -> (texts, pairs)
     "single": (["The quick brown fox jumps over the lazy dog."], None),

@@ -1,6 +1,6 @@
 """Tokenizer: the same ids as transformers' BertTokenizerFast, batches padded to their longest."""
 import shutil
-from pathlib import Path
+from importlib.resources import files
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from minibert import named_models
 from minibert.tokenizer import Tokenizer
 
-FIXTURE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"   # scripts/make_reference.py
+FIXTURE = files("minibert") / "reference" / "minilm_reference.npz"   # scripts/make_reference.py
 TOKEN_CASES = ["hard", "pairs", "truncated", "truncated_pairs"]
 MODEL_CASES = ["single", "batch", "pair"]
 FIELDS = ("input_ids", "token_type_ids", "attention_mask")
