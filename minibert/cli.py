@@ -201,7 +201,7 @@ def experiment_command(args):
                        max_seq_length=args.max_seq_length, epochs=args.epochs, seed=args.seed,
                        max_train_examples=train_examples,
                        max_eval_examples=args.max_eval_examples, device=args.device,
-                       adapter_size=args.adapter_size)
+                       adapter_size=args.adapter_size, pooling=args.pooling)
     try:
         figure, data = run_experiment(args.name, args.out, base, args.tasks)
     except Interrupted as stop:
@@ -509,6 +509,10 @@ def add_experiment_parser(commands):
     analysis.add_argument("--adapter-size", type=int,
                           help=f"default {RUN_DEFAULTS['adapter_size']}")
     analysis.add_argument("--seed", type=int, help=f"default {RUN_DEFAULTS['seed']}")
+    analysis.add_argument("--pooling", choices=POOLINGS,
+                          help="what every run's classification or regression head reads: cls, "
+                               "mean or cls_token, as train's --pooling (default: the "
+                               "checkpoint's, as train)")
     shared_run_arguments(analysis,
                          sequence_length=f"default {DEFAULT_SETTINGS['max_seq_length']}",
                          eval_examples=f"0: all; default {DEFAULT_SETTINGS['max_eval_examples']}")

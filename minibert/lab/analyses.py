@@ -10,8 +10,10 @@
   variants    the adapter family of section 3.6 at one size, 3 seeds each: placements
               (Houlsby, Pfeiffer, parallel), blocks, nonlinearities, the adapter's LayerNorms
 
-Each writes OUT/NAME.json (settings, seeds, every score) and OUT/NAME.png. Every finished
-configuration is recorded as it ends, so a re-run skips it: an interrupted experiment goes on.
+Each writes OUT/NAME.json (settings, the pooling its heads read, seeds, every score) and
+OUT/NAME.png; every run of an analysis reads the base settings' pooling (--pooling, else the
+model's default, as train). Every finished configuration is recorded as it ends, so a re-run
+skips it: an interrupted experiment goes on.
 The defaults are subsampled to finish on a small CPU (docs/experiments.md says how long); the
 JSON and the figure say so, and --max-train-examples / --epochs / --max-seq-length give the full-size run.
 """
@@ -33,6 +35,7 @@ from ..data import checks as data_checks
 from ..data import tasks
 from ..runs import (CHECKPOINT, RunSettings, TaskData, build_model, evaluate, fit, new_head,
                     run_train)
+from ..qa import squad
 from ..runs.checkpoint import read_manifest
 from ..runs.lock import locked
 
@@ -79,11 +82,20 @@ class Record:
 
 def changed_settings(then, now):
     """{setting: (then, now)} of the settings that differ; `then` was read back from JSON. A
-    setting `then` lacks was written before it existed, when its default held."""
+    setting `then` lacks was written before it existed, when its default held; for the pooling,
+    whose default is resolved per model, that was the pooled [CLS] (SQuAD's head takes none)."""
     now = json.loads(json.dumps(now))          # as JSON would give it back: tuples as lists
     defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(RunSettings)}))
+    defaults["pooling"] = None if then.get("task") == squad.SQUAD.name else "cls"
     then = {**{k: v for k, v in defaults.items() if k not in then}, **then}
     return {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
+
+
+def recorded_settings(base, **more):
+    """The settings an analysis records in its JSON: the base run settings, the pooling its
+    heads read, `more` (its tasks, ...) and the subsampling."""
+    return {"base": dataclasses.asdict(base), "pooling": base.pooling, **more,
+            "subsampled": subsample_note(base)}
 
 
 def subsample_note(settings):
@@ -124,8 +136,7 @@ def tradeoff(out, base, task_names):
     configs = ([("adapters", m, None) for m in ADAPTER_SIZES] +
                [("top-k", None, k) for k in range(1, L + 1)] +
                [("layernorm", None, None), ("head", None, None), ("full", None, None)])
-    record = Record(out, "tradeoff", {"base": dataclasses.asdict(base), "tasks": task_names,
-                                      "subsampled": subsample_note(base)})
+    record = Record(out, "tradeoff", recorded_settings(base, tasks=task_names))
     for task in task_names:
         for method, size, k in configs:
             key = f"{task}/{method}" + (f"-{size}" if size else "") + (f"-{k}" if k else "")
@@ -161,8 +172,7 @@ def tradeoff(out, base, task_names):
 def init_scale(out, base, task_names):
     """Score against the adapters' init std."""
     task = _one_task("init-scale", task_names)
-    record = Record(out, "init-scale", {"base": dataclasses.asdict(base), "task": task,
-                                        "subsampled": subsample_note(base)})
+    record = Record(out, "init-scale", recorded_settings(base, task=task))
     for std in INIT_STDS:
         key = f"{task}/std-{std:g}"
         _run(record, key, dataclasses.replace(base, task=task, method="adapters",
@@ -193,8 +203,7 @@ def majority_score(task, base):
 def ablation(out, base, task_names):
     """Train adapters once; score with the adapters of each span of layers removed."""
     task = _one_task("ablation", task_names)
-    record = Record(out, "ablation", {"base": dataclasses.asdict(base), "task": task,
-                                      "subsampled": subsample_note(base)})
+    record = Record(out, "ablation", recorded_settings(base, task=task))
     run_out = Path(out) / "ablation" / "trained"
     trained = _run(record, "trained", dataclasses.replace(base, task=task, method="adapters",
                                                           out=str(run_out)))
@@ -256,9 +265,8 @@ VARIANT_SEEDS = 3
 def variants(out, base, task_names):
     """Each adapter variant at the same M, with several seeds: mean and std of the score."""
     task = _one_task("variants", task_names)
-    record = Record(out, "variants", {"base": dataclasses.asdict(base), "task": task,
-                                      "seeds": VARIANT_SEEDS, "subsampled": subsample_note(base),
-                                      "budget": f"equal adapter size M={base.adapter_size}"})
+    record = Record(out, "variants", recorded_settings(
+        base, task=task, seeds=VARIANT_SEEDS, budget=f"equal adapter size M={base.adapter_size}"))
     for name, fields in VARIANTS.items():
         for seed in range(VARIANT_SEEDS):
             key = f"{name}/seed-{seed}"
@@ -294,8 +302,7 @@ def variants(out, base, task_names):
 def sequential(out, base, task_names):
     """Tasks one after another: adapters on one frozen base, then full fine-tuning of one
     model; after each stage, every task seen so far is scored again."""
-    record = Record(out, "sequential", {"base": dataclasses.asdict(base), "tasks": task_names,
-                                        "subsampled": subsample_note(base)})
+    record = Record(out, "sequential", recorded_settings(base, tasks=task_names))
     tokenizer = Tokenizer.from_pretrained(base.model)
     data = {t: TaskData.load(dataclasses.replace(base, task=t)) for t in task_names}
     # adapters: each task trains its own set; after each stage, all sets so far are scored on
