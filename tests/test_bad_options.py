@@ -203,7 +203,7 @@ COMMANDS = {
     "experiment": (["experiment", "init-scale", "--tasks", "TREC-6", "--out", "experiments"], {
         **RUN_OPTIONS, "name": NOT_AN_EXPERIMENT, "--out": NO_OUTPUT_FOLDER,
         "--tasks": NOT_A_TASK, "--epochs": POSITIVE_INTEGER, "--max-train-examples": COUNT,
-        "--adapter-size": POSITIVE_INTEGER, "--seed": COUNT}),
+        "--adapter-size": POSITIVE_INTEGER, "--seed": COUNT, "--pooling": NOT_A_POOLING}),
     "gradcheck": (["gradcheck"], {
         "--device": NOT_A_DEVICE, "--layers": POSITIVE_INTEGER,
         "--hidden-size": POSITIVE_INTEGER,
