@@ -477,7 +477,8 @@ def add_bench_parser(commands):
                             "SQuAD's windows too)")
     bench.add_argument("--long", action="store_true",
                        help="every model and length above (BERT-base too): an hour or more on "
-                            "two cores, where the default takes a few minutes")
+                            "two cores, where the default takes 90 s (longer while other work "
+                            "shares the cores)")
     bench.add_argument("--repeats", type=int, default=3,
                        help="timed runs per workload, the median kept (default 3)")
     bench.add_argument("--task", help="time real batches instead: the first --batches training "
