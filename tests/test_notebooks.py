@@ -127,3 +127,22 @@ def test_notebook_runs_top_to_bottom(path, kernel):
     figures = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                if "image/png" in o.get("data", {})]
     assert figures, f"{path.name} drew no figure"
+
+
+def test_make_notebooks_installs_pinned_jupyter():
+    """`make notebooks` opens notebooks/ in JupyterLab: it installs JupyterLab, jupytext and
+    ipykernel at the versions constraints.txt pins, and sets jupytext's notebook viewer as the
+    default for Python files in the venv's own JupyterLab settings."""
+    root = NOTEBOOKS_DIR.parent
+    makefile = (root / "Makefile").read_text("utf-8")
+    recipe = re.search(r"^\$\(VENV\)/\.notebooks: \$\(VENV\)/\.runtime\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "the $(VENV)/.notebooks stamp rule"
+    install = re.search(r"^\t\$\(PIP\) (.+)$", recipe.group(1), re.M).group(1).split()
+    pinned = {line.split("==")[0].lower().replace("_", "-")
+              for line in (root / "constraints.txt").read_text("utf-8").splitlines() if "==" in line}
+    assert {"jupyterlab", "jupytext"} <= set(install) and set(install) <= pinned, install
+    assert "set-default-viewer python" in recipe.group(1)
+    assert "$(VENV)/etc/jupyter/labconfig/default_setting_overrides.json" in recipe.group(1)
+    assert re.search(r"^notebooks: \$\(VENV\)/\.notebooks\n\t\$\(BIN\)/jupyter lab notebooks\b",
+                     makefile, re.M)
+    assert "notebooks" in re.search(r"^\.PHONY: (.*)$", makefile, re.M).group(1).split()
