@@ -22,6 +22,7 @@ from ..cache import cache_dir
 REPO = "nyu-mll/glue"
 PAGE = f"https://huggingface.co/datasets/{REPO}"
 INSTALL = "pip install 'minibert[hub]'"
+LABEL_COLUMN = "label"     # every task's, on the Hub
 
 
 def shard(split):
@@ -39,7 +40,6 @@ class HubLayout:
     files: MappingProxyType = dataclasses.field(          # split -> file name in the folder
         default_factory=lambda: MappingProxyType({"train": shard("train"),
                                                   "dev": shard("validation")}))
-    label_column: str = "label"
 
 
 def cache_folder():

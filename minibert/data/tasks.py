@@ -267,7 +267,7 @@ def glue_file(task, split, data_dir):
 def _hub_examples(path, task, max_examples):
     """Examples from a parquet file of nyu-mll/glue: every label checked, in file order."""
     layout = task.hub_layout
-    columns = hub.read_columns(path, layout.text_columns + (layout.label_column,))
+    columns = hub.read_columns(path, layout.text_columns + (hub.LABEL_COLUMN,))
     if task.labels is None:
         label_ids = None
     else:
@@ -288,7 +288,7 @@ def _hub_examples(path, task, max_examples):
 
 
 def _hub_label(value, label_ids, path, row):
-    where = f"{path}, row {row}, column 'label'"
+    where = f"{path}, row {row}, column {hub.LABEL_COLUMN!r}"
     if label_ids is not None:
         if isinstance(value, bool) or value not in label_ids:
             test = " (-1: a test file, which has no labels)" if value == -1 else ""
