@@ -78,8 +78,8 @@ def train_step(model, head, batch, optimizer, lr, max_grad_norm=1.0):
     head.train()
     model.zero_grad()
     head.zero_grad()
-    seq, pooled = model.forward(batch["input_ids"], batch["token_type_ids"],
-                                batch["attention_mask"])
+    seq, pooled = model.forward(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                                attention_mask=batch["attention_mask"])
     _, loss = head.forward_batch(seq, pooled, batch)
     loss = float(loss)
     if not math.isfinite(loss):
@@ -124,10 +124,13 @@ def make_optimizer(model, head, settings):
 
 def train(model, head, epoch_batches, settings, steps_per_epoch, optimizer=None, progress=None,
           on_step=None, on_epoch=None):
-    """Train until settings.epochs epochs are complete, from `progress` on (a fresh start when
-    None). epoch_batches(epoch, start) yields that epoch's batch dicts from batch `start` on, in
-    the same order every time. on_step(progress, loss, examples) follows every step;
-    on_epoch(epoch, seconds, mean_loss) every epoch. Returns the progress."""
+    """The training loop, the one every run takes (the commands' Run.train, the notebooks, the
+    analyses): until settings.epochs epochs are complete, from `progress` on (a fresh start
+    when None). epoch_batches(epoch, start) yields that epoch's batch dicts from batch `start`
+    on, in the same order every time. What a caller adds plugs in: on_step(progress, loss,
+    examples) follows every step (a progress bar, a checkpoint; what it raises stops the loop);
+    on_epoch(epoch, seconds, mean_loss) every epoch (epoch counted from 0). Returns the
+    progress."""
     optimizer = make_optimizer(model, head, settings) if optimizer is None else optimizer
     progress = Progress() if progress is None else progress
     total = settings.epochs * steps_per_epoch

@@ -1,7 +1,8 @@
 """A training run on a real task, end to end: data -> tokenizer -> model (+ adapters) ->
 training, with an evaluation and a checkpoint after each epoch -> results.json (+ the adapter
-file). `Run.train` is the whole training loop in one place; `QuestionAnsweringRun` (qa_run.py)
-changes what a task of that kind changes. The analyses build their runs from the same steps.
+file). `Run.train` runs the one training loop (train.train) with what a run adds after each
+step and epoch: the progress bar, checkpoints, evaluation, stop requests;
+`QuestionAnsweringRun` (qa_run.py) changes what a task of that kind changes. The analyses build their runs from the same steps.
 """
 import collections
 import contextlib
@@ -10,7 +11,6 @@ import json
 import math
 import signal
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from ..heads import SequenceClassificationHead
 from ..model import BertModel
 from ..param_names import is_adapter
 from ..tokenizer import Tokenizer
-from ..train import Progress, configure, learning_rate, make_optimizer, train, train_step
+from ..train import Progress, configure, make_optimizer, train
 from ..data import own_data, tasks
 from ..data.batching import epoch_batches, epoch_order, padding_share, token_lengths
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -193,39 +193,37 @@ class Run:
             self.replaces_finished_run = False
 
     def train(self):
-        """Train to the last epoch with a progress bar, from where the run stands: after each
-        epoch, evaluate and checkpoint; every settings.checkpoint_every steps, checkpoint.
-        SIGINT or SIGTERM write a checkpoint and raise Interrupted."""
+        """Train to the last epoch with a progress bar, from where the run stands, in the one
+        training loop (train.train): after each epoch, evaluate and checkpoint; every
+        settings.checkpoint_every steps, checkpoint. SIGINT or SIGTERM write a checkpoint and
+        raise Interrupted."""
         settings, progress = self.settings, self.progress
-        schedule = settings.train_settings()
-        total_steps = settings.epochs * math.ceil(len(self.data.train) / settings.batch_size)
+        steps_per_epoch = math.ceil(len(self.data.train) / settings.batch_size)
         total = settings.epochs * len(self.data.train)
         # the bar counts examples, so its rate is the throughput in examples per second
         bar = tqdm(total=total, desc=f"{self.data.spec.name} {settings.method}", unit="ex",
                    disable=None, initial=min(progress.step * settings.batch_size, total))
         with stop_requests() as requested, contextlib.closing(bar):
             if progress.step == 0:
-                for line in self.data_summary(total_steps):
+                for line in self.data_summary(settings.epochs * steps_per_epoch):
                     bar.write(line)
-            while progress.epoch < settings.epochs:
-                start = time.perf_counter()
-                for batch in self.epoch_batches(progress.epoch, progress.batch):
-                    lr = learning_rate(schedule, progress.step, total_steps)
-                    loss = train_step(self.model, self.head, batch, self.optimizer, lr,
-                                      schedule.max_grad_norm)
-                    progress.step_done(loss)
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                    bar.update(len(batch["labels"]))
-                    every = settings.checkpoint_every
-                    if requested or (every and progress.step % every == 0):
-                        self.save_checkpoint()
-                    if requested:
-                        # the settings hold absolute paths: the command works from any folder
-                        raise Interrupted(f"{requested[0]} at step {progress.step}: checkpoint "
-                                          f"written to {self.checkpoint.absolute()}; resume "
-                                          f"with: minibert train --resume {self.out.absolute()}")
-                mean_loss = progress.epoch_done()
-                self.end_epoch(bar, progress.epoch, time.perf_counter() - start, mean_loss)
+
+            def after_step(progress, loss, examples):
+                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.update(examples)
+                every = settings.checkpoint_every
+                if requested or (every and progress.step % every == 0):
+                    self.save_checkpoint()
+                if requested:
+                    # the settings hold absolute paths: the command works from any folder
+                    raise Interrupted(f"{requested[0]} at step {progress.step}: checkpoint "
+                                      f"written to {self.checkpoint.absolute()}; resume "
+                                      f"with: minibert train --resume {self.out.absolute()}")
+
+            train(self.model, self.head, self.epoch_batches, settings.train_settings(),
+                  steps_per_epoch, self.optimizer, progress, on_step=after_step,
+                  on_epoch=lambda epoch, seconds, mean_loss: self.end_epoch(
+                      bar, epoch + 1, seconds, mean_loss))
 
     def data_summary(self, total_steps):
         """Lines shown as training begins: the labels found with their row counts, and a
