@@ -23,7 +23,7 @@ from .atomic import write_atomically, write_folder_atomically
 from .checks import BadValue
 from .pretrained import check_tensors
 from .heads import head_from_metadata
-from .param_names import is_adapter, is_layernorm
+from .param_names import is_layernorm
 
 FORMAT = "minibert-adapters-1"
 TRAINED_FORMAT = "minibert-trained-1"        # the other methods' files
@@ -33,12 +33,11 @@ def base_fingerprint(model, trained=None):
     """sha256 of the base weights that training left alone, in float32, so the same checkpoint
     matches on any device and in any dtype: for adapters all but the LayerNorms, else all but
     the names in `trained`."""
-    digest = hashlib.sha256()
-    for name in sorted(model.params):
-        left_alone = (not is_layernorm(name) if trained is None else name not in trained)
-        if left_alone and not is_adapter(name):
+    digest, base = hashlib.sha256(), model.owned.params      # the base's own, whatever is active
+    for name in sorted(base):
+        if not is_layernorm(name) if trained is None else name not in trained:
             digest.update(name.encode())
-            digest.update(np.ascontiguousarray(to_host(model.params[name]), np.float32).tobytes())
+            digest.update(np.ascontiguousarray(to_host(base[name]), np.float32).tobytes())
     return digest.hexdigest()
 
 
@@ -77,7 +76,12 @@ def save_adapters(model, path, head=None, task=None, data=None):
     metadata for eval and predict (read_adapter_file)."""
     if model.adapters.active is None:
         raise ValueError("save_adapters: the model has no active adapter set")
-    adapter_set = model.adapters[model.adapters.active]
+    adapter_set = model.adapters.active_set
+    if adapter_set.disabled_layers:
+        raise ValueError(f"save_adapters: adapter set {model.adapters.active!r} has layers "
+                         f"{list(adapter_set.disabled_layers)} disabled; "
+                         f"set_active_adapters(model, {model.adapters.active!r}) puts them "
+                         "back before saving")
     tensors = {n: np.ascontiguousarray(to_host(p), np.float32) for n, p in adapter_set.params.items()}
     if head is not None:
         tensors.update({n: np.ascontiguousarray(to_host(p), np.float32)

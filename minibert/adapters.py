@@ -20,15 +20,17 @@ the attention block's ("attention.output"), the feed-forward block's ("output"),
 
 A set of adapters is named; it owns its adapters and its own copies of the 2L+1 LayerNorms
 (they are trained with the adapters), so several tasks live side by side on one frozen base.
-A model holds its sets in `model.adapters` (AdapterSets), the one place that switches
-model.params between them -- or back to the plain base model with None.
+A model holds its sets in `model.adapters` (AdapterSets), which says whose array each name
+of model.params is: the active set's, or the plain base model's with None.
 """
 import dataclasses
+import functools
 
 from . import checks
 from .backend import host_generator
 from .param_names import is_adapter, layer_of
 from .ops import activations
+from .ops.row_wise import row_wise
 
 DEFAULT_SIZE = 64         # M, the paper's middle size; what every command uses unless told
 SITES = ("attention.output", "output")    # the attention block's and the feed-forward block's output
@@ -38,13 +40,11 @@ PLACEMENT_SITES = {"houlsby": SITES, "pfeiffer": ("output",), "parallel": ("outp
 PLACEMENT_SCALING = {"houlsby": 1.0, "pfeiffer": 1.0, "parallel": 4.0}
 ADAPTER_LN_EPS = 1e-5     # the adapter's own LayerNorms: torch's default, as AdapterHub's
 
-# name -> (forward, backward); GELU is looked up in its op module at each call, where the speed
-# layer may have shared it out over the cores
+# name -> (forward, backward)
 ACTIVATIONS = {
-    "gelu": (lambda x: activations.gelu_forward(x, form="erf"),
-             lambda dy, cache: activations.gelu_backward(dy, cache)),
-    "gelu_new": (lambda x: activations.gelu_forward(x, form="tanh"),
-                 lambda dy, cache: activations.gelu_backward(dy, cache)),
+    "gelu": (functools.partial(activations.gelu_forward, form="erf"), activations.gelu_backward),
+    "gelu_new": (functools.partial(activations.gelu_forward, form="tanh"),
+                 activations.gelu_backward),
     "relu": (activations.relu_forward, activations.relu_backward),
     "swish": (activations.swish_forward, activations.swish_backward),
     "tanh": (activations.tanh_forward, activations.tanh_backward),
@@ -86,10 +86,15 @@ class AdapterConfig:
         checks.boolean("adapter ln_after", self.ln_after)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)      # a ParameterGroup: an owner is itself, not its contents
 class AdapterSet:
+    """One set of adapters, the owner of its arrays: its adapters and its copies of the 2L+1
+    LayerNorms, which of them are frozen (none, when it is new: a new set is trainable whole
+    until configure or freeze say otherwise), and the layers whose adapters are switched off."""
     config: AdapterConfig
     params: dict                   # adapter and LayerNorm arrays, by parameter name
+    frozen: set = dataclasses.field(default_factory=set)
+    disabled_layers: tuple = ()    # disable_adapter_layers; activating the set clears it
 
 
 def adapter_parameter_count(C, M, ln_before=False, ln_after=False):
@@ -132,15 +137,15 @@ def truncated_normal(rng, shape, std):
 class AdapterSets:
     """A model's adapter sets and which one is active (None: the plain base model).
 
-    While a set is active, model.params holds that set's arrays -- its adapters and its
-    LayerNorms -- not copies of them, so training one set never touches another; the base
-    model's own LayerNorms wait here until the base model is active again."""
+    Each array has one owner. The base model (model.owned) owns its weights and its own
+    LayerNorms; each set owns its adapters and its LayerNorm copies. While a set is active,
+    model.params reads and writes its adapters and LayerNorms in the set and every other name
+    in the base, so training one set never touches another or the base."""
 
     def __init__(self, model):
         self.model = model
         self.sets = {}                  # name -> AdapterSet
         self.active = None              # the name of the set in use
-        self._base_layernorms = {}      # the base model's LayerNorm arrays while a set is active
 
     def __contains__(self, name):
         return name in self.sets
@@ -149,16 +154,43 @@ class AdapterSets:
         return self.sets[name]
 
     @property
+    def active_set(self):
+        return None if self.active is None else self.sets[self.active]
+
+    @property
     def config(self):
         """The active set's AdapterConfig, None for the base model."""
-        return None if self.active is None else self.sets[self.active].config
+        return None if self.active is None else self.active_set.config
+
+    def owner_of(self, name):
+        """The ParameterGroup that holds `name` for what the model computes now: the active
+        set for its adapters (those of disabled layers excepted) and LayerNorms, else the
+        base; None when neither does."""
+        active = self.active_set
+        if active is not None and name in active.params and not (
+                is_adapter(name) and layer_of(name) in active.disabled_layers):
+            return active
+        if name in self.model.owned.params and not is_adapter(name):
+            return self.model.owned
+        return None
+
+    def names(self):
+        """The names the model computes with, in order: the base's, then the active set's
+        adapters."""
+        active = self.active_set
+        adapters = [] if active is None else [
+            n for n in active.params
+            if is_adapter(n) and layer_of(n) not in active.disabled_layers]
+        return list(self.model.owned.params) + adapters
+
+    def has_adapter(self, site):
+        """Whether the model computes an adapter at `site` now."""
+        return self.owner_of(site + ".adapter.down.weight") is not None
 
     def base_layernorms(self):
         """{name: array} of the base model's own LayerNorms, whichever set is active."""
-        if self.active is not None:
-            return dict(self._base_layernorms)
         names = layernorm_names(self.model.config.num_hidden_layers)
-        return {n: self.model.params[n] for n in names}
+        return {n: self.model.owned.params[n] for n in names}
 
     def add(self, name, adapter_set):
         """Hold `adapter_set` under `name` and make it the active set."""
@@ -168,26 +200,26 @@ class AdapterSets:
         self.activate(name)
 
     def activate(self, name):
-        """Switch the model to set `name`, or to the plain base model with None. No array is
-        copied; gradients of the previous set are dropped."""
+        """Switch the model to set `name` (all its layers on), or to the plain base model with
+        None. No array is copied; gradients of the previous set are dropped."""
         if name is not None and name not in self.sets:
             raise KeyError(f"no adapter set named {name!r}; there are {sorted(self.sets)}")
-        params = self.model.params
-        self._base_layernorms = self.base_layernorms()
-        for n in [n for n in params if is_adapter(n)]:
-            del params[n]
-        params.update(self._base_layernorms)
-        if name is not None:
-            params.update(self.sets[name].params)
         self.active = name
+        if name is not None:
+            self.sets[name].disabled_layers = ()
         self.model.grads = {}
 
     def disable_layers(self, layers):
         """Take the active set's adapters out of the given layers: those layers compute as if
         they had none, while the set keeps them; activate(name) puts them back."""
-        params = self.model.params
-        for n in [n for n in params if is_adapter(n) and layer_of(n) in layers]:
-            del params[n]
+        checks.layers("layers", layers, self.model.config.num_hidden_layers)
+        if self.active is None:
+            raise ValueError("disable_adapter_layers: no adapter set is active; "
+                             "set_active_adapters(model, name) first")
+        active = self.active_set
+        active.disabled_layers = tuple(sorted(set(active.disabled_layers) | set(layers)))
+        for name in [n for n in self.model.grads if is_adapter(n) and layer_of(n) in layers]:
+            del self.model.grads[name]
 
     def convert(self, fn):
         """Apply fn (a device move or a cast) to every array of every set."""
@@ -280,6 +312,7 @@ def adapter_backward(module, name, dy, cache, config="gelu"):
     return dy + bottleneck_backward(module, name, dy, cache, config)     # skip + bottleneck
 
 
+@row_wise("o", "x", module="module")
 def block_end_forward(module, site, o, x, config, eps):
     """The end of a block with an adapter at `site`, placed as config.placement says (the
     module's docstring): o the sub-layer's output, x the block's input (B, T, C) -> (B, T, C)."""
@@ -297,6 +330,7 @@ def block_end_forward(module, site, o, x, config, eps):
     return y, cache
 
 
+@row_wise("dy", row_trees=("cache",), module="module")
 def block_end_backward(module, site, dy, cache, config):
     """dy (B, T, C) -> (do, dx): the gradients of the sub-layer's output and the block's input."""
     name, layernorm = site + ".adapter", site + ".LayerNorm"

@@ -28,7 +28,7 @@ POOLINGS = ("cls", "mean", "cls_token")
 
 
 class HeadCache(NamedTuple):
-    pooling: dict | tuple | None    # mean pooling's; cls_token's (B, T, C); None for cls
+    pooling: dict | tuple | None    # mean pooling's; cls_token's shape (B, T, C); None for cls
     dropout: tuple | None
     hidden: tuple | None            # a two-layer head's dense, tanh and second dropout
     linear: tuple
@@ -76,22 +76,24 @@ class SequenceClassificationHead(Module):
         """Whether the head reads the model's pooled output; if not, the pooler is unused."""
         return self.pooling == "cls"
 
-    def forward(self, feature, labels=None):
-        """feature (B, C), one vector per sequence (forward_batch picks it by the pooling) ->
-        logits (B, K) [or predictions (B,) for regression], and the mean loss against labels
-        (B,) when labels are given (else None)."""
+    def forward(self, x, labels=None, attention_mask=None):
+        """x, what the head's pooling reads -- the model's pooled output (B, C) for "cls", its
+        sequence output (B, T, C) for "mean" (over attention_mask (B, T); every token when
+        None) and "cls_token" -> logits (B, K) [or predictions (B,) for regression], and the
+        mean loss against labels (B,) when labels are given (else None)."""
+        feature, pooling_cache = self._pool(x, attention_mask)
         rng = self.rng if self.training else None
-        x, dropout_cache = dropout.dropout_forward(feature, self.dropout_prob, rng)
+        h, dropout_cache = dropout.dropout_forward(feature, self.dropout_prob, rng)
         hidden = None
         if self.layers == 2:            # AdapterHub's default: dense, tanh, dropout first
-            x, dense_cache = self.linear(x, "pre_classifier")
-            x, tanh_cache = activations.tanh_forward(x)
-            x, second_dropout = dropout.dropout_forward(x, self.dropout_prob, rng)
+            h, dense_cache = self.linear(h, "pre_classifier")
+            h, tanh_cache = activations.tanh_forward(h)
+            h, second_dropout = dropout.dropout_forward(h, self.dropout_prob, rng)
             hidden = (dense_cache, tanh_cache, second_dropout)
-        logits, linear_cache = self.linear(x, "classifier")
+        logits, linear_cache = self.linear(h, "classifier")
         if self.is_regression:
             logits = logits[:, 0]
-        self._cache = HeadCache(None, dropout_cache, hidden, linear_cache, None)
+        self._cache = HeadCache(pooling_cache, dropout_cache, hidden, linear_cache, None)
         if labels is None:
             return logits, None
         labels = self._check_labels(labels, logits.shape[0])
@@ -99,11 +101,12 @@ class SequenceClassificationHead(Module):
             loss, loss_cache = losses.mse_forward(logits, labels)
         else:
             loss, loss_cache = losses.cross_entropy_forward(logits, labels)
-        self._cache = HeadCache(None, dropout_cache, hidden, linear_cache, loss_cache)
+        self._cache = self._cache._replace(loss=loss_cache)
         return logits, loss
 
     def backward(self, dloss=1.0):
-        """Backward of the last forward's loss -> self.grads; returns dfeature (B, C)."""
+        """Backward of the last forward's loss -> self.grads; returns the gradient of the x it
+        read: dpooled (B, C) for "cls", dseq (B, T, C) for the other poolings."""
         cache = self._cache
         if cache.loss is None:
             raise RuntimeError("head.backward: the last forward had no labels, so there is no loss")
@@ -111,13 +114,38 @@ class SequenceClassificationHead(Module):
             dlogits = losses.mse_backward(dloss, cache.loss)[:, None]
         else:
             dlogits = losses.cross_entropy_backward(dloss, cache.loss)
-        dx = self.linear_backward(dlogits, cache.linear, "classifier")
+        dh = self.linear_backward(dlogits, cache.linear, "classifier")
         if cache.hidden is not None:
             dense_cache, tanh_cache, second_dropout = cache.hidden
-            dx = activations.tanh_backward(dropout.dropout_backward(dx, second_dropout),
+            dh = activations.tanh_backward(dropout.dropout_backward(dh, second_dropout),
                                            tanh_cache)
-            dx = self.linear_backward(dx, dense_cache, "pre_classifier")
-        return dropout.dropout_backward(dx, cache.dropout)
+            dh = self.linear_backward(dh, dense_cache, "pre_classifier")
+        return self._unpool(dropout.dropout_backward(dh, cache.dropout), cache.pooling)
+
+    def _pool(self, x, attention_mask):
+        # x -> (the feature (B, C) the classifier reads, the pooling's cache)
+        x = self.device.asarray(x)
+        wanted = (2, "the model's pooled output (B, C)") if self.reads_pooled else \
+            (3, "the model's sequence output (B, T, C)")
+        if x.ndim != wanted[0]:
+            raise ValueError(f"x: pooling {self.pooling!r} reads {wanted[1]}, found shape "
+                             f"{tuple(x.shape)}")
+        if self.pooling == "cls":
+            return x, None
+        if self.pooling == "cls_token":
+            return x[:, 0], x.shape
+        mask = (self.device.xp.ones(x.shape[:2], dtype=x.dtype) if attention_mask is None
+                else self.device.asarray(attention_mask))
+        return pooling.mean_pool_forward(x, mask)
+
+    def _unpool(self, dfeature, cache):
+        if self.pooling == "cls":
+            return dfeature
+        if self.pooling == "cls_token":
+            dseq = self.device.xp.zeros(cache, dtype=dfeature.dtype)
+            dseq[:, 0] = dfeature
+            return dseq
+        return pooling.mean_pool_backward(dfeature, cache)
 
     def metadata(self):
         """What an adapter file says of the head, enough to build it again (head_from_metadata)."""
@@ -127,30 +155,15 @@ class SequenceClassificationHead(Module):
                                                          "pooling_reason": self.pooling_reason}
 
     def forward_batch(self, seq, pooled, batch):
-        """forward on the model's outputs for a batch dict (its "labels", when there): on
-        pooled, or on the mean of seq over the batch's "attention_mask"."""
-        if self.reads_pooled:
-            return self.forward(pooled, batch.get("labels"))
-        if self.pooling == "cls_token":
-            out = self.forward(seq[:, 0], batch.get("labels"))
-            self._cache = self._cache._replace(pooling=seq.shape)
-            return out
-        mean, pooling_cache = pooling.mean_pool_forward(
-            seq, self.device.asarray(batch["attention_mask"]))
-        out = self.forward(mean, batch.get("labels"))
-        self._cache = self._cache._replace(pooling=pooling_cache)
-        return out
+        """forward on the model's outputs for a batch dict (its "labels", when there; its
+        "attention_mask" for mean pooling): on pooled or on seq, as the pooling reads."""
+        return self.forward(pooled if self.reads_pooled else seq, batch.get("labels"),
+                            batch.get("attention_mask"))
 
     def backward_batch(self, dloss=1.0):
         """(dseq, dpooled) of the last forward_batch's loss: one of them, the one it read."""
-        dfeature = self.backward(dloss)
-        if self.reads_pooled:
-            return None, dfeature
-        if self.pooling == "cls_token":
-            dseq = self.device.xp.zeros(self._cache.pooling, dtype=dfeature.dtype)
-            dseq[:, 0] = dfeature
-            return dseq, None
-        return pooling.mean_pool_backward(dfeature, self._cache.pooling), None
+        dx = self.backward(dloss)
+        return (None, dx) if self.reads_pooled else (dx, None)
 
     def _check_labels(self, labels, B):
         labels = self.device.asarray(labels)

@@ -3,6 +3,7 @@
 The forward keeps every op's cache; the backward walks the same ops in reverse, layer by
 layer, and accumulates gradients only for parameters that are not frozen.
 """
+from collections.abc import MutableMapping
 from typing import NamedTuple
 
 from . import adapters, named_models, pretrained
@@ -77,22 +78,65 @@ class ForwardCache(NamedTuple):
     shape: tuple                      # (B, T, C) of the sequence output
 
 
+class ModelParameters(MutableMapping):
+    """model.params: {name: array} of what the model computes with. Each name is read from and
+    written to its one owner (AdapterSets.owner_of): assigning a new array replaces the
+    owner's, so forward, save_adapters, switching sets and export all see it. The names are
+    fixed by the model's config and its adapter sets: new ones and removals are refused."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getitem__(self, name):
+        owner = self.model.adapters.owner_of(name)
+        if owner is None:
+            raise KeyError(name)
+        return owner.params[name]
+
+    def __setitem__(self, name, array):
+        owner = self.model.owner_of(name)
+        shape = tuple(owner.params[name].shape)
+        array = self.model.device.asarray(array, dtype=self.model.dtype)
+        if tuple(array.shape) != shape:
+            raise ValueError(f"model.params[{name!r}]: expected shape {shape}, "
+                             f"found {tuple(array.shape)}")
+        owner.params[name] = array
+
+    def __delitem__(self, name):
+        raise TypeError(f"model.params: {name!r} cannot be removed (disable_adapter_layers "
+                        "takes adapters out of layers, set_active_adapters(model, None) "
+                        "switches adapters off)")
+
+    def __contains__(self, name):
+        return self.model.adapters.owner_of(name) is not None
+
+    def __iter__(self):
+        return iter(self.model.adapters.names())
+
+    def __len__(self):
+        return len(self.model.adapters.names())
+
+    def __repr__(self):
+        return f"ModelParameters({len(self)} arrays)"
+
+
 class BertModel(Module):
     def __init__(self, config, device=None, dtype="float32", seed=0):
         super().__init__(device, dtype, seed)
         self.config = config if isinstance(config, BertConfig) else BertConfig.from_dict(config)
-        # Hugging Face's init: weights ~ N(0, initializer_range), biases 0, LayerNorm (1, 0)
-        init = host_generator(seed)
-        xp = self.device.xp
+        self.adapters = AdapterSets(self)   # named adapter sets and the active one
+        self._params = ModelParameters(self)
+        # the base model's own arrays; Hugging Face's init: weights ~ N(0, initializer_range),
+        # biases 0, LayerNorm (1, 0)
+        base, init, xp = self.owned.params, host_generator(seed), self.device.xp
         for name, shape in parameter_shapes(self.config).items():
             if is_layernorm(name) and name.endswith(".weight"):
-                self.params[name] = xp.ones(shape, dtype=dtype)
+                base[name] = xp.ones(shape, dtype=self.dtype)
             elif name.endswith(".bias"):
-                self.params[name] = xp.zeros(shape, dtype=dtype)
+                base[name] = xp.zeros(shape, dtype=self.dtype)
             else:
-                self.params[name] = self._normal(init, shape, self.config.initializer_range)
-        self.params["embeddings.word_embeddings.weight"][self.config.pad_token_id] = 0
-        self.adapters = AdapterSets(self)   # named adapter sets and the active one
+                base[name] = self._normal(init, shape, self.config.initializer_range)
+        base["embeddings.word_embeddings.weight"][self.config.pad_token_id] = 0
         self._cache = None                  # the last forward's caches, which backward walks
 
     @classmethod
@@ -110,20 +154,37 @@ class BertModel(Module):
                         for name in model.params}
         return model
 
+    @property
+    def params(self):
+        """The one view of what the model computes with (ModelParameters)."""
+        return self._params
+
+    @params.setter
+    def params(self, arrays):
+        for name, array in dict(arrays).items():
+            self._params[name] = array
+
+    def owner_of(self, name):
+        owner = self.adapters.owner_of(name)
+        if owner is None:
+            raise KeyError(f"no parameter named {name!r}")
+        return owner
+
     def _convert(self, fn):
         # every array the model owns: the base (with its own LayerNorms) and each adapter set
-        active = self.adapters.active
-        self.adapters.activate(None)
         super()._convert(fn)
         self.adapters.convert(fn)
-        self.adapters.activate(active)
 
     def save_pretrained(self, folder):
-        pretrained.write_pretrained(folder, self.config, self.host_params())
+        """The base model as a Hugging Face folder: its own weights and LayerNorms, whichever
+        adapter set is active (save_adapters saves a set)."""
+        pretrained.write_pretrained(folder, self.config,
+                                    {n: to_host(p) for n, p in self.owned.params.items()})
 
     # ------------------------------------------------------------------ forward
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, keep_cache=True):
+    def forward(self, input_ids, *, token_type_ids=None, attention_mask=None, keep_cache=True):
         """input_ids, token_type_ids, attention_mask (B, T) -> sequence (B, T, C), pooled (B, C).
+        All but input_ids by keyword: a swapped mask and token types would pass unnoticed.
 
         keep_cache=False (inference): each layer's caches are dropped as soon as it is done, so
         memory holds one layer's activations instead of L; backward and attention_probs then
@@ -198,7 +259,7 @@ class BertModel(Module):
         LayerNorm(o + x); where the active adapter set has an adapter at `site`, the adapter
         placed in it as the set's config says (adapters.block_end_forward)."""
         eps = self.config.layer_norm_eps
-        if site + ".adapter.down.weight" not in self.params:       # none active, or left out
+        if not self.adapters.has_adapter(site):          # none active, left out or disabled
             y, ln_cache = self.layernorm(o + x, site + ".LayerNorm", eps)
             return y, {"layernorm": ln_cache}
         return adapters.block_end_forward(self, site, o, x, self.adapters.config, eps)

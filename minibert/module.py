@@ -1,22 +1,57 @@
 """Module: named parameters, their gradients, and which of them are frozen.
 
 Parameters live in `params` under their Hugging Face checkpoint names, so loading a
-checkpoint or an adapter file is a copy by name. `grads` holds gradients of trainable
-parameters only; a frozen parameter never gets one (its dW product is skipped).
+checkpoint or an adapter file is a copy by name. Every array has one owner, a ParameterGroup
+that holds it and says whether it is frozen: a head owns all of its own; a model routes each
+name to its base or to its active adapter set (model.py), so `params` is the one view of what
+the module computes, and writing through it changes what is computed, saved and trained.
+`grads` holds gradients of trainable parameters only; a frozen parameter never gets one (its
+dW product is skipped).
 """
+import dataclasses
+
+from . import checks
 from .backend import get_device, to_host
 from .ops import layernorm, linear
+
+DTYPES = ("float32", "float64")       # what the ops compute in (erf has no float16 form)
+
+
+@dataclasses.dataclass(eq=False)      # an owner is itself, not its contents: a key by identity
+class ParameterGroup:
+    """Arrays by name and which of them are frozen: everything one owner holds."""
+    params: dict = dataclasses.field(default_factory=dict)
+    frozen: set = dataclasses.field(default_factory=set)
 
 
 class Module:
     def __init__(self, device=None, dtype="float32", seed=0):
         self.device = get_device(device)
-        self.dtype = dtype
-        self.params = {}
+        self.dtype = self._dtype(dtype)
+        self.owned = ParameterGroup()
         self.grads = {}
-        self.frozen = set()
         self.training = False
         self.seed(seed)
+
+    @property
+    def params(self):
+        """{name: array} of every parameter the module computes with."""
+        return self.owned.params
+
+    @params.setter
+    def params(self, arrays):
+        self.owned.params = dict(arrays)
+
+    def owner_of(self, name):
+        """The ParameterGroup that holds parameter `name` (KeyError when none does)."""
+        if name not in self.owned.params:
+            raise KeyError(f"no parameter named {name!r}")
+        return self.owned
+
+    @property
+    def frozen(self):
+        """The names of the frozen parameters (a copy: freeze and unfreeze change them)."""
+        return {name for name in self.params if not self.trainable(name)}
 
     def seed(self, seed):
         """Reseed the dropout generator (it lives on the module's device)."""
@@ -25,24 +60,23 @@ class Module:
 
     # --- which parameters learn ---
     def trainable(self, name):
-        return name not in self.frozen
+        return name not in self.owner_of(name).frozen
 
     def trainable_names(self):
-        return [name for name in self.params if name not in self.frozen]
+        return [name for name in self.params if self.trainable(name)]
 
     def freeze(self, names=None):
         """Freeze the named parameters (all when None): backward computes no gradient for them."""
-        names = self.params if names is None else self._known(names)
-        self.frozen.update(names)
-        for name in names:
+        for name in self._known(names):
+            self.owner_of(name).frozen.add(name)
             self.grads.pop(name, None)
 
     def unfreeze(self, names=None):
-        names = self.params if names is None else self._known(names)
-        self.frozen.difference_update(names)
+        for name in self._known(names):
+            self.owner_of(name).frozen.discard(name)
 
     def _known(self, names):
-        names = list(names)
+        names = list(self.params if names is None else names)
         unknown = [n for n in names if n not in self.params]
         if unknown:
             raise KeyError(f"no parameters named {unknown}")
@@ -68,20 +102,30 @@ class Module:
         return self.train(False)
 
     def to(self, device):
-        """Move every parameter to another device ("numpy", "cupy", ...)."""
-        self.device = get_device(device)
+        """Move every parameter to another device ("numpy", "cupy", ...). The dropout stream
+        goes on where it was on the same kind of device; on another it starts from the seed
+        (a generator's state does not move between array libraries)."""
+        previous, self.device = self.device, get_device(device)
         self._convert(lambda p: self.device.asarray(to_host(p)))
-        self.seed(self.rng_seed)            # a generator of the new device
+        if self.device.name != previous.name:
+            self.seed(self.rng_seed)
         return self
 
     def astype(self, dtype):
         """Cast every parameter, e.g. to "float64" for gradient checks."""
-        self.dtype = dtype
-        self._convert(lambda p: p.astype(dtype))
+        self.dtype = self._dtype(dtype)
+        self._convert(lambda p: p.astype(self.dtype))
         return self
 
+    def _dtype(self, dtype):
+        try:
+            dtype = self.device.xp.dtype(dtype).name       # np.float32, "float32", ...: a name
+        except TypeError:
+            pass
+        return checks.choice("dtype", dtype, DTYPES)
+
     def _convert(self, fn):
-        self.params = {n: fn(p) for n, p in self.params.items()}
+        self.owned.params = {n: fn(p) for n, p in self.owned.params.items()}
         self.grads = {}
 
     def num_params(self, names=None):

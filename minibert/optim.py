@@ -35,10 +35,20 @@ def clip_global_norm(grads, max_norm):
     return norm
 
 
-class AdamW:
-    """torch.optim.AdamW's update over the (params, grads) dicts of a list of Modules.
+class Moments:
+    """AdamW's state of one array: its first and second moments and its own step count."""
 
-    correct_bias=False gives the original BERT optimizer, which skips Adam's bias correction."""
+    def __init__(self, m, v, steps=0):
+        self.m, self.v, self.steps = m, v, steps
+
+
+class AdamW:
+    """torch.optim.AdamW's update over the (params, grads) of a list of Modules.
+
+    Its moments follow the array they belong to: they are kept by the array's owner (a
+    module, the base model or one adapter set) and name, so a set that starts training
+    starts from zero moments whatever another set did. correct_bias=False gives the original
+    BERT optimizer, which skips Adam's bias correction."""
 
     def __init__(self, modules, lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
                  correct_bias=True):
@@ -50,22 +60,25 @@ class AdamW:
         self.modules = list(modules)
         self.lr, self.betas, self.eps = lr, betas, eps
         self.weight_decay, self.correct_bias = weight_decay, correct_bias
-        self.state = {}          # (module index, name) -> (m, v), created on the first update
-        self.steps = 0
+        self.state = {}          # (owner, name) -> Moments, made on the array's first update
+        self.steps = 0           # step() calls
 
     def step(self, lr=None):
         lr = self.lr if lr is None else lr
         beta1, beta2 = self.betas
         self.steps += 1
-        bc1 = 1.0 - beta1 ** self.steps if self.correct_bias else 1.0
-        bc2 = 1.0 - beta2 ** self.steps if self.correct_bias else 1.0
-        for index, module in enumerate(self.modules):
+        for module in self.modules:
             for name, grad in module.grads.items():
-                param = module.params[name]
-                if (index, name) not in self.state:
+                owner = module.owner_of(name)
+                param = owner.params[name]
+                if (owner, name) not in self.state:
                     xp = module.device.xp
-                    self.state[index, name] = (xp.zeros_like(param), xp.zeros_like(param))
-                m, v = self.state[index, name]
+                    self.state[owner, name] = Moments(xp.zeros_like(param), xp.zeros_like(param))
+                state = self.state[owner, name]
+                state.steps += 1
+                bc1 = 1.0 - beta1 ** state.steps if self.correct_bias else 1.0
+                bc2 = 1.0 - beta2 ** state.steps if self.correct_bias else 1.0
+                m, v = state.m, state.v
                 m *= beta1
                 m += (1.0 - beta1) * grad
                 v *= beta2
@@ -73,3 +86,16 @@ class AdamW:
                 if self.weight_decay and not no_weight_decay(name):
                     param *= 1.0 - lr * self.weight_decay
                 param -= (lr / bc1) * m / ((v / bc2) ** 0.5 + self.eps)
+
+    def named_state(self):
+        """{(module index, name): Moments} of the arrays the modules compute with now (what a
+        checkpoint keeps)."""
+        return {(index, name): self.state[module.owner_of(name), name]
+                for index, module in enumerate(self.modules) for name in module.params
+                if (module.owner_of(name), name) in self.state}
+
+    def load_named_state(self, named, steps):
+        """Restore named_state's {(module index, name): (m, v)} after `steps` step() calls."""
+        self.steps = steps
+        self.state = {(self.modules[index].owner_of(name), name): Moments(m, v, steps)
+                      for (index, name), (m, v) in named.items()}

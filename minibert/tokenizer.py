@@ -59,7 +59,8 @@ class Tokenizer:
         """texts (and pairs): a string or a list of B strings -> {"input_ids", "token_type_ids",
         "attention_mask"}: int64 (B, T), T the longest encoding of the batch, at most max_length.
 
-        Too-long inputs lose tokens from their end; for a pair, from the longer of the two first."""
+        Too-long inputs lose tokens from their end; for a pair, from the longer of the two first,
+        each keeping one token at least: a pair needs max_length 5 or more."""
         texts = _as_list(texts, "texts")
         if pairs is not None:
             pairs = _as_list(pairs, "pairs")
@@ -68,6 +69,9 @@ class Tokenizer:
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
             raise ValueError(f"max_length: expected an integer >= 3 (room for [CLS] and [SEP]), "
                              f"found {max_length!r}")
+        if pairs is not None and max_length < 5:
+            raise ValueError(f"max_length: a pair needs 5 at least (a token of each text, [CLS] "
+                             f"and two [SEP]), found {max_length}")
         self.backend.enable_truncation(max_length=max_length, strategy="longest_first")
         try:
             encodings = self.backend.encode_batch(texts if pairs is None

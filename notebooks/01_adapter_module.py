@@ -242,7 +242,7 @@ print(format_table(table))
 model = minibert.BertModel.from_pretrained("minilm-l6", dtype="float64")
 tok = minibert.Tokenizer.from_pretrained("minilm-l6")
 enc = tok(["Adapters start out as the identity, so the network starts as the pretrained one."])
-seq_base, _ = model.forward(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
+seq_base, _ = model.forward(**enc)
 
 C = model.config.hidden_size
 x_real = seq_base                                      # a real hidden state (1, T, C) as input
@@ -253,7 +253,7 @@ for std in stds:
     minibert.add_adapters(model, size=64, init_std=float(std), name=set_name, seed=0)
     y_one, _ = adapter_forward(model, "encoder.layer.0.output.adapter", x_real, "gelu")
     adapter_change.append(np.linalg.norm(y_one - x_real) / np.linalg.norm(x_real))
-    seq, _ = model.forward(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
+    seq, _ = model.forward(**enc)
     model_change.append(np.linalg.norm(seq - seq_base) / np.linalg.norm(seq_base))
 minibert.set_active_adapters(model, None)              # back to the plain pretrained model
 adapter_change, model_change = np.array(adapter_change), np.array(model_change)

@@ -81,7 +81,8 @@ with as_file(files("minibert") / "reference" / "minilm_reference.npz") as path, 
 for case in ("single", "batch", "pair"):
     mask = reference[f"{case}.attention_mask"]
     seq, pooled = model.forward(reference[f"{case}.input_ids"],
-                                reference[f"{case}.token_type_ids"], mask)
+                                token_type_ids=reference[f"{case}.token_type_ids"],
+                                attention_mask=mask)
     real = mask.astype(bool)
     seq_diff = np.abs(seq[real] - reference[f"{case}.sequence_output"][real]).max()
     pooled_diff = np.abs(pooled - reference[f"{case}.pooled_output"]).max()

@@ -137,7 +137,8 @@ configure(model, head, "adapters")
 def draw_scores(model, head, window, title):
     (batch,) = window_batches([window], 1, tok.pad_token_id)
     model.eval()
-    seq, _ = model.forward(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+    seq, _ = model.forward(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           attention_mask=batch["attention_mask"])
     (start, end), _ = head.forward(seq, batch["candidates"])
     keep = window.candidates
     keep[0] = False                        # [CLS] is "no answer here"; draw the context

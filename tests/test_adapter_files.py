@@ -214,8 +214,8 @@ def test_transformers_loads_a_full_fine_tuning_file_and_gives_its_logits(tmp_pat
         str(folder), num_labels=3, output_loading_info=True, attn_implementation="eager")
     assert not any(loading.values()), loading
     enc = minibert.Tokenizer.from_pretrained(base)(["a fine film", "not good at all, sadly"])
-    ours = head.forward(model.forward(enc["input_ids"], enc["token_type_ids"],
-                                      enc["attention_mask"])[1])[0]
+    ours = head.forward(model.forward(enc["input_ids"], token_type_ids=enc["token_type_ids"],
+                                      attention_mask=enc["attention_mask"])[1])[0]
     with torch.no_grad():
         theirs = reference.eval()(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits
     assert_close(ours, theirs.numpy(), tol=1e-5, name="logits")

@@ -115,9 +115,9 @@ def tiny_task(n=64, seed=0):
 def mean_loss(model, head, batches):
     model.eval()
     head.eval()
-    return np.mean([float(head.forward(model.forward(b["input_ids"], b["token_type_ids"],
-                                                     b["attention_mask"])[1], b["labels"])[1])
-                    for b in batches])
+    return np.mean([float(head.forward_batch(*model.forward(
+        b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"]),
+        b)[1]) for b in batches])
 
 
 @pytest.mark.parametrize("method", METHODS)

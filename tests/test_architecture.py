@@ -16,8 +16,7 @@ HEAVY = ("ray", "tqdm", "matplotlib")
 # what each folder may import beyond itself and the standard library / third-party packages
 ALLOWED = {
     "minibert.ops": ("minibert.backend",),
-    "minibert.speed": ("minibert.backend", "minibert.ops", "minibert.adapters", "minibert.atomic",
-                       "minibert.cache"),
+    "minibert.speed": ("minibert.backend", "minibert.ops", "minibert.atomic", "minibert.cache"),
     "minibert.data": ("minibert.checks", "minibert.atomic", "minibert.cache"),
     "minibert.qa": ("minibert.checks", "minibert.atomic", "minibert.data"),
     "minibert.runs": ("minibert.", ),          # anything but lab and the CLI (below)
@@ -147,13 +146,29 @@ def test_the_library_reaches_no_wing_and_no_heavy_package(name):
 @pytest.mark.parametrize("name", [m for m in MODULES if in_package(m, "minibert.ops")])
 def test_an_op_imports_only_the_array_switch(name):
     # an op may use another op (attention drops out its probabilities with the dropout op),
-    # and the standard library's math; nothing else, NumPy included: it asks its inputs
+    # and the standard library's math (and what the row-wise declaration is made of); nothing
+    # else, NumPy included: it asks its inputs
     for target in GRAPH[name]:
         assert in_package(target, "minibert.ops") or target == "minibert.backend", \
             where(name, target)
     for package, (line, imported) in third_party(name).items():
-        assert package == "math", f"{MODULES[name].relative_to(PACKAGE.parent)}:{line} " \
-                                  f"imports {imported}"
+        assert package in ("math", "dataclasses", "functools"), \
+            f"{MODULES[name].relative_to(PACKAGE.parent)}:{line} imports {imported}"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_rewrites_another_modules_names(name):
+    # what a reader sees imported is what runs: no setattr but on an object's own fields, no
+    # reach into sys.modules (the speed layer sets the row-wise ops' executor instead)
+    path = MODULES[name]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr":
+            assert isinstance(node.args[0], ast.Name) and node.args[0].id == "self", \
+                f"{path.relative_to(PACKAGE.parent)}:{node.lineno} calls setattr on another object"
+        if isinstance(node, ast.Attribute) and node.attr == "modules" and \
+                getattr(node.value, "id", None) == "sys":
+            raise AssertionError(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} reads "
+                                 "sys.modules")
 
 
 @pytest.mark.parametrize("folder", sorted(ALLOWED))

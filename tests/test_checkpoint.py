@@ -201,10 +201,11 @@ def test_empty_padding_only_and_overlong_inputs(tmp_path):
     tok = minibert.Tokenizer.from_pretrained("minilm-l6")
     enc = tok(["", "   ", "word " * 5000], max_length=32)
     assert enc["input_ids"].shape == (3, 32)                       # truncated, not refused
-    seq, pooled = model.forward(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
+    seq, pooled = model.forward(**enc)
     assert np.isfinite(seq).all() and np.isfinite(pooled).all()
     all_padding = np.zeros((2, 5), dtype=np.int64)
-    seq, pooled = model.forward(all_padding, all_padding, all_padding)    # nothing to attend to
+    seq, pooled = model.forward(all_padding, token_type_ids=all_padding,
+                                attention_mask=all_padding)    # nothing to attend to
     assert np.isfinite(seq).all() and np.isfinite(pooled).all()
 
 

@@ -9,7 +9,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from minibert import adapters, speed
-from minibert.ops import activations, attention, dropout, layernorm, linear
+from minibert.ops import activations, attention, dropout, layernorm, linear, row_wise
 from minibert.ops.attention import mask_to_bias
 from minibert.ops.dropout import dropout_mask
 from minibert.speed import parallel
@@ -27,8 +27,8 @@ TOL = 1e-5
 
 @pytest.fixture(autouse=True, scope="module")
 def shared_out():
-    """The speed layer on, as the commands switch it on: the ops below are looked up in their
-    modules, where it puts the shared-out versions."""
+    """The speed layer on, as the commands switch it on: every row-wise op's call goes through
+    its executor."""
     speed.enable()
     yield
     speed.disable()
@@ -196,7 +196,7 @@ def test_a_chunk_that_raises_raises_in_the_caller(in_chunks, failing_row):
         if x[0, 0] == failing_row:
             raise FloatingPointError(f"chunk at row {failing_row}")
         return x * 2
-    shared = parallel.over_rows(fails, parallel.RowWise(("x",)))
+    shared = parallel.over_rows(fails, row_wise.RowWise(("x",)))
     x = np.arange(8, dtype=np.float32).reshape(8, 1)
     with pytest.raises(FloatingPointError, match=f"chunk at row {failing_row}"):
         shared(x)
@@ -204,7 +204,7 @@ def test_a_chunk_that_raises_raises_in_the_caller(in_chunks, failing_row):
 
 
 def test_rows_that_disagree_are_named(in_chunks):
-    shared = parallel.over_rows(lambda x, y: x + y, parallel.RowWise(("x", "y")))
+    shared = parallel.over_rows(lambda x, y: x + y, row_wise.RowWise(("x", "y")))
     with pytest.raises(ValueError, match="y has 3 rows, expected 4"):
         shared(float32(4, 2), float32(3, 2))
 
@@ -220,7 +220,7 @@ def test_blas_is_held_on_one_thread_from_the_first_shared_out_call(in_chunks, mo
     with threadpool_limits(2, user_api="blas"):       # as a fresh process on two cores has it
         monkeypatch.setattr(parallel, "_blas_held", False)
         before = blas_threads()
-        parallel.over_rows(spy, parallel.RowWise(("x",)))(float32(4, 2))
+        parallel.over_rows(spy, row_wise.RowWise(("x",)))(float32(4, 2))
         after = blas_threads()
     assert before and all(threads == 2 for threads in before)
     assert seen and all(threads == [1] * len(before) for threads in seen)

@@ -35,8 +35,9 @@ def model():
 @pytest.mark.parametrize("case", CASES)
 def test_outputs_match_transformers(model, reference, case):
     mask = reference[f"{case}.attention_mask"]
-    seq, pooled = model.forward(reference[f"{case}.input_ids"], reference[f"{case}.token_type_ids"],
-                                mask)
+    seq, pooled = model.forward(reference[f"{case}.input_ids"],
+                                token_type_ids=reference[f"{case}.token_type_ids"],
+                                attention_mask=mask)
     expected_seq = reference[f"{case}.sequence_output"]
     assert seq.shape == expected_seq.shape and seq.dtype == np.float32
     # padded positions carry no meaning and are ill-conditioned: there both float32
@@ -49,7 +50,7 @@ def test_outputs_match_transformers(model, reference, case):
 def test_tokenizer_to_model_matches_transformers(model, reference):
     tok = Tokenizer.from_pretrained("minilm-l6")
     enc = tok([str(s) for s in reference["pair.texts"]], [str(s) for s in reference["pair.pairs"]])
-    _, pooled = model.forward(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
+    _, pooled = model.forward(**enc)
     assert_close(pooled, reference["pair.pooled_output"], tol=TOL, name="pooled_output")
 
 

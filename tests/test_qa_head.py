@@ -89,8 +89,8 @@ def test_whole_model_with_the_qa_head_gradients(qa_batch, method):
     configure(model, head, method)
 
     def loss():
-        seq, pooled = model.forward(qa_batch["input_ids"], qa_batch["token_type_ids"],
-                                    qa_batch["attention_mask"])
+        seq, pooled = model.forward(qa_batch["input_ids"], token_type_ids=qa_batch["token_type_ids"],
+                                    attention_mask=qa_batch["attention_mask"])
         return float(head.forward_batch(seq, pooled, qa_batch)[1])
     model.zero_grad()
     head.zero_grad()

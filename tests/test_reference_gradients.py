@@ -28,7 +28,7 @@ def gradients(request):
     model = minibert.BertModel.from_pretrained(folder)
     head = minibert.SequenceClassificationHead(model.config.hidden_size, 3, seed=0,
                                                pooling=pooling)
-    seq, pooled = model.forward(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
+    seq, pooled = model.forward(**enc)
     _, loss = head.forward_batch(seq, pooled, {**enc, "labels": LABELS})
     model.backward(*head.backward_batch())
     ours = {**model.grads, **head.grads}

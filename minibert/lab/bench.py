@@ -107,8 +107,8 @@ def minibert_workload(model_name, workload, batches):
         add_adapters(model, size=DEFAULT_SIZE)
     if workload.endswith("inference"):
         model.eval()
-        return lambda: [model.forward(b["input_ids"], b["token_type_ids"], b["attention_mask"],
-                                      keep_cache=False) for b in batches]
+        return lambda: [model.forward(b["input_ids"], token_type_ids=b["token_type_ids"],
+                                      attention_mask=b["attention_mask"], keep_cache=False) for b in batches]
     head = SequenceClassificationHead(model.config.hidden_size, 2)
     configure(model, head, "adapters" if workload == "adapter_step" else "full")
     optimizer = AdamW([model, head])

@@ -2,12 +2,14 @@
 import math
 
 from ..backend import erf, get_array_module
+from .row_wise import row_wise
 
 SQRT_HALF = math.sqrt(0.5)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+@row_wise("x")
 def gelu_forward(x, form="erf"):
     # x (...) -> y (...). "erf": x * Phi(x), Phi the standard normal CDF, as BERT checkpoints
     # with hidden_act "gelu" compute it; "tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
@@ -20,6 +22,7 @@ def gelu_forward(x, form="erf"):
     raise ValueError(f"gelu form: expected 'erf' or 'tanh', found {form!r}")
 
 
+@row_wise("dy", "cache.x", "cache.cdf", "cache.tanh")
 def gelu_backward(dy, cache):
     x, xp = cache["x"], get_array_module(dy)
     if cache["form"] == "erf":

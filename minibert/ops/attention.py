@@ -3,8 +3,10 @@ import math
 
 from ..backend import get_array_module
 from .dropout import dropout_apply, dropout_backward
+from .row_wise import row_wise
 
 
+@row_wise("x")
 def softmax_forward(x):
     # x (..., N) -> probs (..., N) over the last axis; the max is subtracted first so exp
     # cannot overflow
@@ -13,6 +15,7 @@ def softmax_forward(x):
     return probs, {"probs": probs}
 
 
+@row_wise("dprobs", "cache.probs")
 def softmax_backward(dprobs, cache):
     # d/dx_j of p_i = p_i (delta_ij - p_j)  ->  dx = p * (dp - sum(dp * p))
     probs = cache["probs"]
@@ -39,6 +42,7 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)
 
 
+@row_wise("q", "k", "v", "mask_bias", "keep")
 def attention_forward(q, k, v, mask_bias, H, keep=None, dropout_p=0.0):
     # q, k, v (B, T, C), mask_bias (B, 1, 1, T), keep (B, H, T, T) dropout mask or None
     # -> context (B, T, C)
@@ -59,6 +63,8 @@ def attention_forward(q, k, v, mask_bias, H, keep=None, dropout_p=0.0):
     return context, cache
 
 
+@row_wise("dcontext", "cache.q", "cache.k", "cache.v", "cache.key_scale", "cache.probs",
+          "cache.dropout.keep")
 def attention_backward(dcontext, cache):
     # dcontext (B, T, C) -> dq, dk, dv (B, T, C)
     H = cache["probs"].shape[1]

@@ -1,4 +1,6 @@
 """Inverted dropout: keep each element with probability 1 - p and scale it by 1 / (1 - p)."""
+from .row_wise import row_wise
+
 
 
 def dropout_mask(shape, p, rng, dtype):
@@ -14,6 +16,7 @@ def dropout_forward(x, p, rng):
     return dropout_apply(x, dropout_mask(x.shape, p, rng, x.dtype), p)
 
 
+@row_wise("keep", "x")
 def dropout_apply(x, keep, p):
     # x (...), keep (...) or None -> y (...), with a given mask (attention draws its own)
     if keep is None:
@@ -22,5 +25,6 @@ def dropout_apply(x, keep, p):
     return x * keep * scale, {"keep": keep, "scale": scale}
 
 
+@row_wise("cache.keep", "dy")
 def dropout_backward(dy, cache):
     return dy if cache is None else dy * cache["keep"] * cache["scale"]

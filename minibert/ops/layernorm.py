@@ -1,7 +1,9 @@
 """LayerNorm over the last axis: y = (x - mean) / sqrt(var + eps) * weight + bias."""
 from ..backend import get_array_module
+from .row_wise import row_wise
 
 
+@row_wise("x")
 def layernorm_forward(x, weight, bias, eps):
     # x (..., C), weight (C,), bias (C,) -> y (..., C)
     xp = get_array_module(x)
@@ -11,6 +13,7 @@ def layernorm_forward(x, weight, bias, eps):
     return xhat * weight + bias, {"xhat": xhat, "rstd": rstd, "weight": weight}
 
 
+@row_wise("dy", "cache.xhat", "cache.rstd", sums=(1, 2))
 def layernorm_backward(dy, cache, weight_grad=True, bias_grad=True):
     # dy (..., C) -> dx (..., C), dweight (C,) or None, dbias (C,) or None
     xhat, rstd, weight = cache["xhat"], cache["rstd"], cache["weight"]

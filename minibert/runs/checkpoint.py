@@ -32,9 +32,9 @@ def _tensors(model, head, optimizer):
     """{file name: array} of what training changes."""
     tensors = {f"model/{n}": model.params[n] for n in model.trainable_names()}
     tensors.update({f"head/{n}": p for n, p in head.params.items()})
-    for (index, name), (m, v) in optimizer.state.items():
-        tensors[f"adam/{index}/{name}/m"] = m
-        tensors[f"adam/{index}/{name}/v"] = v
+    for (index, name), moments in optimizer.named_state().items():
+        tensors[f"adam/{index}/{name}/m"] = moments.m
+        tensors[f"adam/{index}/{name}/v"] = moments.v
     return tensors
 
 
@@ -47,7 +47,7 @@ def save_checkpoint(path, model, head, optimizer, progress, extra):
     tensors = {n: np.ascontiguousarray(to_host(a)) for n, a in _tensors(model, head, optimizer).items()}
     manifest = {"format": FORMAT, "progress": vars(progress), "optimizer_steps": optimizer.steps,
                 "model_rng": _generator_state(model), "head_rng": _generator_state(head),
-                "trainable": model.trainable_names(), "adam": sorted(optimizer.state),
+                "trainable": model.trainable_names(), "adam": sorted(optimizer.named_state()),
                 "extra": extra}
     path = Path(path)
     write_atomically(path, lambda tmp: safetensors.numpy.save_file(
@@ -96,12 +96,10 @@ def load_checkpoint(path, model, head, optimizer):
         model.params[name][...] = model.device.asarray(tensors[f"model/{name}"])
     for name in head.params:
         head.params[name][...] = head.device.asarray(tensors[f"head/{name}"])
-    optimizer.state = {}
-    for index, name in manifest["adam"]:
-        device = _module_of(index, model, head).device
-        optimizer.state[index, name] = (device.asarray(tensors[f"adam/{index}/{name}/m"]),
-                                        device.asarray(tensors[f"adam/{index}/{name}/v"]))
-    optimizer.steps = manifest["optimizer_steps"]
+    optimizer.load_named_state(
+        {(index, name): tuple(_module_of(index, model, head).device.asarray(
+            tensors[f"adam/{index}/{name}/{moment}"]) for moment in "mv")
+         for index, name in manifest["adam"]}, manifest["optimizer_steps"])
     model.rng.bit_generator.state = manifest["model_rng"]
     head.rng.bit_generator.state = manifest["head_rng"]
     return Progress(**manifest["progress"]), manifest["extra"]

@@ -41,8 +41,8 @@ def head_outputs(model, head, batches):
     head.eval()
     outputs = []
     for batch in batches:
-        seq, pooled = model.forward(batch["input_ids"], batch["token_type_ids"],
-                                    batch["attention_mask"], keep_cache=False)
+        seq, pooled = model.forward(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                                    attention_mask=batch["attention_mask"], keep_cache=False)
         out, _ = head.forward_batch(seq, pooled, {**batch, "labels": None})
         outputs.append(tuple(map(to_host, out)) if isinstance(out, tuple) else to_host(out))
     return outputs

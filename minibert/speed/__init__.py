@@ -1,14 +1,15 @@
 """The speed layer: how NumPy work is shared out over the CPU cores (`parallel`) and how
 malloc keeps freed memory for the next step's arrays (`memory`).
 
-Nothing here changes how an op reads. The ops stay their formulas; `enable()` wraps the
-row-wise ones from outside, in their modules, so that every caller that looks them up there
-(the model, its modules, the heads, the adapters) gets the shared-out version. Importing an op
-or the model never turns it on: the `minibert` commands, `minibert.runs`' entry points and
-`minibert bench` call `enable()`, and so may a notebook or a script that wants the speed.
+Nothing here changes how an op reads. The ops stay their formulas, and the row-wise ones say so
+where they are written (`minibert.ops.row_wise`); `enable()` sets the executor their calls go
+through to one that shares their rows out over the cores. No function is replaced anywhere.
+Importing an op or the model never turns it on: the `minibert` commands, `minibert.runs`'
+entry points and `minibert bench` call `enable()`, and so may a notebook or a script that
+wants the speed.
 
-May import: the array switch and the ops (what it wraps), atomic writes and the cache folder
-(where `plans` keeps what it measured), nothing above them.
+May import: the array switch and the ops (whose executor it sets), atomic writes and the cache
+folder (where `plans` keeps what it measured), nothing above them.
 """
 from . import memory, parallel, plans
 

@@ -1,11 +1,12 @@
 """How work is shared out over the CPU cores: the one place that knows about threads.
 
 NumPy runs each operation on one core. Almost every op of BERT treats the rows of its arrays
-independently (a row: one sequence of the batch), so once `share_out()` is called
-(minibert.speed.enable does), the ops `row_wise_ops()` lists are wrapped on NumPy: their
-arrays are cut into chunks of rows, the plain op runs on each chunk, and a pool of threads
-takes the chunks, each thread a run of them. NumPy releases Python's lock inside
-its loops, so the threads compute at once.
+independently (a row: one sequence of the batch), and says so where it is written
+(`minibert.ops.row_wise`). Once `share_out()` is called (minibert.speed.enable does), every
+call of such an op on NumPy goes through `over_rows`, this module's executor: the arrays are cut
+into chunks of rows, the plain op runs on each chunk, and a pool of threads takes the chunks,
+each thread a run of them. NumPy releases Python's lock inside its loops, so the threads
+compute at once.
 
 BLAS runs on one thread, from the first shared-out call on, for the rest of the process: each
 pool thread's products stay on its own core, and a product too small to cut runs on one core,
@@ -20,7 +21,8 @@ results are the plain op's to the bit; a product or a sum over a chunk's rows ma
 differently from one over all rows. Sums over rows (a weight gradient) are added in row order.
 
 A block's end with its adapter (`adapters.block_end_forward` and `_backward`: the adapter's
-products and nonlinearity, the residual adds, the LayerNorm) is cut as one op, so the whole
+products and nonlinearity, the residual adds, the LayerNorm) is declared row-wise too and cut as
+one op, so the whole
 chain runs on a chunk while it is in the cache. Its gradients go into the model: each chunk
 adds them into a copy of the model of its own, and the chunks' sums are added into the model's
 in row order.
@@ -32,14 +34,12 @@ import dataclasses
 import functools
 import inspect
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 
-from .. import adapters
-from ..ops import activations, attention, dropout, layernorm, linear
+from ..ops import row_wise
 from . import plans
 
 
@@ -64,118 +64,69 @@ class Settings:
 SETTINGS = Settings()
 
 
-@dataclasses.dataclass(frozen=True)
-class RowWise:
-    """How to cut one op: the arguments whose first axis is the rows ("cache.xhat" names an
-    entry of a dict argument), and which results are sums over the rows. The op is cut only
-    when the first of them is a NumPy array (dropout without a mask has nothing to share out)."""
-    rows: tuple
-    sums: tuple = ()              # indices of results that are sums (parameter gradients)
-    per_thread: bool = False      # one block per thread instead of cache-sized chunks
-    # arguments (caches) whose every array with as many rows as the first of `rows` is rows,
-    # the module's parameters excepted
-    row_trees: tuple = ()
-    # the argument that is a Module: each chunk runs on a copy of its own, whose gradients
-    # (sums over rows) are added in chunk order into the module's when every chunk is done
-    module: str = None
-
-
-def row_wise_ops():
-    """{op: how to cut it} for every op that treats its rows independently."""
-    return {
-        activations.gelu_forward: RowWise(("x",)),
-        activations.gelu_backward: RowWise(("dy", "cache.x", "cache.cdf", "cache.tanh")),
-        attention.softmax_forward: RowWise(("x",)),
-        attention.softmax_backward: RowWise(("dprobs", "cache.probs")),
-        attention.attention_forward: RowWise(("q", "k", "v", "mask_bias", "keep")),
-        attention.attention_backward: RowWise(("dcontext", "cache.q", "cache.k", "cache.v",
-                                               "cache.key_scale", "cache.probs",
-                                               "cache.dropout.keep")),
-        dropout.dropout_apply: RowWise(("keep", "x")),
-        dropout.dropout_backward: RowWise(("cache.keep", "dy")),
-        layernorm.layernorm_forward: RowWise(("x",)),
-        layernorm.layernorm_backward: RowWise(("dy", "cache.xhat", "cache.rstd"), sums=(1, 2)),
-        linear.linear_forward: RowWise(("x",)),
-        linear.linear_input_grad: RowWise(("dy",)),
-        linear.linear_weight_grad: RowWise(("dy", "x"), sums=(0,), per_thread=True),
-        # a block's end with its adapter: the adapter's products, nonlinearity, residual adds
-        # and LayerNorm, chunk by chunk while the chunk is in the cache
-        adapters.block_end_forward: RowWise(("o", "x"), module="module"),
-        adapters.block_end_backward: RowWise(("dy",), row_trees=("cache",), module="module"),
-    }
-
-
-_plain = {}          # (module, name) -> the plain op, while it is shared out
-
-
 def share_out():
-    """Replace each row-wise op, in the module that defines it, by its shared-out version, so
-    that callers which look it up there (``linear.linear_forward(...)``) get it. Done once; the
-    plain op stays reachable as ``.__wrapped__``."""
-    if _plain:
-        return
-    for op, spec in row_wise_ops().items():
-        module = sys.modules[op.__module__]
-        _plain[module, op.__name__] = op
-        setattr(module, op.__name__, over_rows(op, spec))
+    """Run every row-wise op through over_rows, from now on; calling it again changes
+    nothing."""
+    row_wise.use(run_over_rows)
 
 
 def restore():
-    """The plain ops back in their modules."""
-    for (module, name), op in _plain.items():
-        setattr(module, name, op)
-    _plain.clear()
+    """The plain executor again: every op on all its rows at once."""
+    row_wise.use(None)
 
 
 def is_shared_out():
-    return bool(_plain)
+    return row_wise.executor is run_over_rows
 
 
 _inside = threading.local()       # set while a thread computes chunks: nested ops run plain
+_signatures = {}                  # op -> its inspect.Signature, read once
 
 
 def over_rows(op, spec):
-    """op, computed in chunks of rows as `spec` says when its arguments are NumPy arrays large
-    enough to be worth it; the plain op otherwise."""
-    signature = inspect.signature(op)
+    """op (a formula) as a function computed in chunks of rows as `spec` (a RowWise) says."""
+    return functools.wraps(op)(lambda *args, **kwargs: run_over_rows(op, spec, args, kwargs))
 
-    @functools.wraps(op)
-    def shared_out(*args, **kwargs):
-        if getattr(_inside, "active", False):
-            return op(*args, **kwargs)
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        arguments = bound.arguments
-        rows = {path: value for path in spec.rows
-                if isinstance(value := _get(arguments, path), numpy.ndarray)}
-        if spec.rows[0] not in rows:
-            return op(*args, **kwargs)
-        N = rows[spec.rows[0]].shape[0]
-        rows.update(_tree_rows(arguments, spec, N))
-        _hold_blas_on_one_thread()
-        if not _worth_cutting(rows):
-            return op(*args, **kwargs)
-        for path, array in rows.items():
-            if array.shape[0] != N:
-                raise ValueError(f"{op.__name__}: {path} has {array.shape[0]} rows, "
-                                 f"expected {N} like {next(iter(rows))}")
-        if not SETTINGS.measured:
-            return _run(op, arguments, rows, _chunks(rows, _fixed_way(spec), N), spec)
-        plan = plans.current(SETTINGS.threads)
-        key = plans.key(op, rows, arguments)
-        way = plan.way(key)
-        if way is None:                    # a shape not met before on this machine: time it
-            plan.announce()
-            ways = {}
-            for name, size in plans.WAYS.items():
-                chunks = _chunks(rows, size, N)
-                if chunks not in ways.values():        # ways that cut alike are timed once
-                    ways[name] = chunks
-            runs = {name: functools.partial(_run, op, arguments, rows, chunks, spec, timing=True)
-                    for name, chunks in ways.items()}
-            way = plan.add(key, plans.fastest(runs))
-        return _run(op, arguments, rows, _chunks(rows, plans.WAYS[way], N), spec)
-    return shared_out
+
+def run_over_rows(op, spec, args, kwargs):
+    """The executor: op on its arguments, computed in chunks of rows as `spec` says when they
+    are NumPy arrays large enough to be worth it; the plain op otherwise."""
+    if getattr(_inside, "active", False):
+        return op(*args, **kwargs)
+    if op not in _signatures:
+        _signatures[op] = inspect.signature(op)
+    bound = _signatures[op].bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = bound.arguments
+    rows = {path: value for path in spec.rows
+            if isinstance(value := _get(arguments, path), numpy.ndarray)}
+    if spec.rows[0] not in rows:
+        return op(*args, **kwargs)
+    N = rows[spec.rows[0]].shape[0]
+    rows.update(_tree_rows(arguments, spec, N))
+    _hold_blas_on_one_thread()
+    if not _worth_cutting(rows):
+        return op(*args, **kwargs)
+    for path, array in rows.items():
+        if array.shape[0] != N:
+            raise ValueError(f"{op.__name__}: {path} has {array.shape[0]} rows, "
+                             f"expected {N} like {next(iter(rows))}")
+    if not SETTINGS.measured:
+        return _run(op, arguments, rows, _chunks(rows, _fixed_way(spec), N), spec)
+    plan = plans.current(SETTINGS.threads)
+    key = plans.key(op, rows, arguments)
+    way = plan.way(key)
+    if way is None:                    # a shape not met before on this machine: time it
+        plan.announce()
+        ways = {}
+        for name, size in plans.WAYS.items():
+            chunks = _chunks(rows, size, N)
+            if chunks not in ways.values():        # ways that cut alike are timed once
+                ways[name] = chunks
+        runs = {name: functools.partial(_run, op, arguments, rows, chunks, spec, timing=True)
+                for name, chunks in ways.items()}
+        way = plan.add(key, plans.fastest(runs))
+    return _run(op, arguments, rows, _chunks(rows, plans.WAYS[way], N), spec)
 
 
 def _worth_cutting(rows):
