@@ -15,7 +15,7 @@ import math
 import re
 from pathlib import Path
 
-from .adapters import SITES, adapter_prefixes, adapter_shapes
+from .adapters import SITES, AdapterConfig, adapter_prefixes, adapter_shapes
 from .pretrained import read_weights
 
 VERSION = "1.3.0"                     # the AdapterHub release these names are those of
@@ -238,7 +238,7 @@ def adapter_fields(config, C, versioned, where):
     for field in ("ln_before", "ln_after"):
         if not isinstance(config.get(field, False), bool):
             refuse(field, "expected true or false")
-    return {"size": max(1, int(C // factor)), "init_std": 1e-3,
+    return {"size": max(1, int(C // factor)), "init_std": AdapterConfig.init_std,
             "activation": OURS_OF_NON_LINEARITY[nonlinearity], "leave_out": sorted(leave_out),
             "placement": placement, "sites": list(sites), "scaling": scaling,
             "ln_before": config.get("ln_before", False), "ln_after": config.get("ln_after", False)}

@@ -53,6 +53,8 @@ ACTIVATIONS = {
 
 @dataclasses.dataclass(frozen=True)
 class AdapterConfig:
+    """The adapter's variant, declared once: every other place (a run's settings, the commands'
+    options and defaults, AdapterHub's files, the analyses) reads its fields and defaults."""
     size: int = DEFAULT_SIZE       # M
     init_std: float = 1e-3         # adapter-bert's code uses 1e-3; the paper's text 1e-2
     activation: str = "gelu"       # AdapterHub's non_linearity
@@ -168,11 +170,10 @@ class AdapterSets:
         base; None when neither does."""
         active = self.active_set
         if active is not None and name in active.params and not (
-                is_adapter(name) and layer_of(name) in active.disabled_layers):
+                active.disabled_layers and is_adapter(name)
+                and layer_of(name) in active.disabled_layers):
             return active
-        if name in self.model.owned.params and not is_adapter(name):
-            return self.model.owned
-        return None
+        return self.model.owned if name in self.model.owned.params else None
 
     def names(self):
         """The names the model computes with, in order: the base's, then the active set's
@@ -227,8 +228,9 @@ class AdapterSets:
             adapter_set.params = {n: fn(p) for n, p in adapter_set.params.items()}
 
 
-def add_adapters(model, size=DEFAULT_SIZE, init_std=1e-3, activation="gelu", leave_out=(),
-                 name="default", seed=0, **variant):
+def add_adapters(model, size=AdapterConfig.size, init_std=AdapterConfig.init_std,
+                 activation=AdapterConfig.activation, leave_out=(), name="default", seed=0,
+                 **variant):
     """Give `model` a new adapter set `name` (an adapter at each of its sites in every layer
     but those in leave_out, and fresh copies of the LayerNorms) and make it the active one.
     `variant`: AdapterConfig's other fields (placement, sites, scaling, ln_before, ln_after).

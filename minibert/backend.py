@@ -40,7 +40,7 @@ def _numpy_scatter_add(target, indices, values):
 # for erfc's relative error takes 9. P's coefficients, t^0 first:
 _ERFC_FIT = (-1.27621123, 1.11824249, -0.16560040, 1.38617492, -1.79126672, 0.89570763,
              -0.16704668)
-_ERF_BLOCK = 1 << 16      # elements per block: its 22 passes stay in the CPU cache
+_ERF_BLOCK = 1 << 16      # elements per block: the fit's passes over it stay in the CPU cache
 
 
 def numpy_erf(x):

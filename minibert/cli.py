@@ -5,15 +5,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__, checks, speed
 from .accounting import format_table, parameter_table
 from .adapters import ACTIVATIONS, DEFAULT_SIZE, PLACEMENTS, SITES
-from .config import BertConfig
-from .gradcheck import check_gradients
-from .heads import POOLINGS, SequenceClassificationHead
-from .model import BertModel
+from .gradcheck import whole_model_check
+from .heads import POOLINGS
 from .named_models import DEFAULT_MODEL, NAMED_MODELS, check_model, default_pooling
 from .train import DEFAULT_LR, METHODS
 from .data import tasks
@@ -36,27 +33,9 @@ def gradcheck_command(args):
                                        f"{args.hidden_size}, found {args.heads}")
     checks.integer("seed", args.seed, minimum=0)
     checks.positive("tol", args.tol)
-    config = BertConfig(vocab_size=50, hidden_size=args.hidden_size, num_hidden_layers=args.layers,
-                        num_attention_heads=args.heads, intermediate_size=4 * args.hidden_size,
-                        max_position_embeddings=32, initializer_range=0.3)
-    model = BertModel(config, device=args.device, dtype="float64", seed=args.seed)
-    head = SequenceClassificationHead(config.hidden_size, 3, initializer_range=0.3,
-                                      device=args.device, dtype="float64", seed=args.seed)
-    rng = np.random.default_rng(args.seed)
-    B, T = 3, 7
-    positions = np.arange(T)[None, :]
-    mask = (positions < np.array([[T], [T - 2], [T - 4]])).astype(np.int64)   # three lengths
-    batch = {"input_ids": np.where(mask == 1, rng.integers(1, config.vocab_size, (B, T)),
-                                   config.pad_token_id),
-             "token_type_ids": np.broadcast_to(positions >= 3, (B, T)).astype(np.int64),
-             "attention_mask": mask}
-    labels = rng.integers(0, 3, B)
-
-    def loss():
-        return float(head.forward(model.forward(**batch)[1], labels)[1])
-    loss()
-    model.backward(None, head.backward())
-    results = check_gradients(loss, {**model.params, **head.params}, {**model.grads, **head.grads})
+    model, head, (B, T), results = whole_model_check(args.device, args.layers,
+                                                     args.hidden_size, args.heads, args.seed)
+    config = model.config
     print(f"float64 gradient check on device {model.device.name}: {config.num_hidden_layers} layers, "
           f"C={config.hidden_size}, H={config.num_attention_heads}, batch {B}x{T} with padding")
     print(f"{'tensor':58s} {'shape':>12s} {'rel. error':>11s}")

@@ -15,6 +15,8 @@ norms stay below ZERO_TOL * max(1, |loss|), 100 times that round-off, and its er
 """
 from typing import NamedTuple
 
+import numpy as np
+
 from .backend import get_array_module, host_generator
 
 ELEMENTWISE_MAX_SIZE = 64
@@ -96,3 +98,34 @@ def assert_gradients(loss, tensors, grads, tol=1e-6, **kwargs):
 def random_projection(shape, seed, xp):
     """A fixed random tensor R: the test loss sum(out * R) has gradient R w.r.t. out."""
     return xp.asarray(host_generator(seed).standard_normal(shape))
+
+
+def whole_model_check(device=None, layers=2, hidden_size=16, heads=2, seed=0):
+    """check_gradients on every parameter of a small random float64 BERT and classification
+    head, on a batch of three lengths (padding included) -> (model, head, batch shape (B, T),
+    {name: Check})."""
+    from .config import BertConfig
+    from .heads import SequenceClassificationHead
+    from .model import BertModel
+    config = BertConfig(vocab_size=50, hidden_size=hidden_size, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=4 * hidden_size,
+                        max_position_embeddings=32, initializer_range=0.3)
+    model = BertModel(config, device=device, dtype="float64", seed=seed)
+    head = SequenceClassificationHead(config.hidden_size, 3, initializer_range=0.3,
+                                      device=device, dtype="float64", seed=seed)
+    rng = np.random.default_rng(seed)
+    B, T = 3, 7
+    positions = np.arange(T)[None, :]
+    mask = (positions < np.array([[T], [T - 2], [T - 4]])).astype(np.int64)   # three lengths
+    batch = {"input_ids": np.where(mask == 1, rng.integers(1, config.vocab_size, (B, T)),
+                                   config.pad_token_id),
+             "token_type_ids": np.broadcast_to(positions >= 3, (B, T)).astype(np.int64),
+             "attention_mask": mask}
+    labels = rng.integers(0, 3, B)
+
+    def loss():
+        return float(head.forward(model.forward(**batch)[1], labels)[1])
+    loss()
+    model.backward(None, head.backward())
+    return model, head, (B, T), check_gradients(loss, {**model.params, **head.params},
+                                                {**model.grads, **head.grads})

@@ -40,7 +40,7 @@ import minibert.speed
 from minibert.data import tasks
 from minibert.data.batching import epoch_batches
 from minibert.lab import provenance
-from minibert.runs import RunSettings, evaluate
+from minibert.runs import evaluate
 from minibert.train import TrainSettings, configure, train
 
 minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
@@ -129,13 +129,13 @@ for method, (model, head) in models.items():
 
 # %%
 tok = minibert.Tokenizer.from_pretrained("minilm-l6")
-settings = RunSettings(seed=SEED, batch_size=BATCH_SIZE, max_seq_length=MAX_SEQ_LENGTH)
 EVAL_BATCH_SIZE = 64   # larger batches
 steps_per_epoch = math.ceil(len(train_examples) / BATCH_SIZE)
 
 
 def batches(epoch, start):
-    return epoch_batches(tok, train_examples, settings, epoch, start)
+    return epoch_batches(tok, train_examples, epoch, seed=SEED, batch_size=BATCH_SIZE,
+                         max_length=MAX_SEQ_LENGTH, start=start)
 
 
 runs = {}

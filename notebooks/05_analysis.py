@@ -45,7 +45,7 @@ from minibert.adapters import disable_adapter_layers
 from minibert.data import tasks
 from minibert.data.batching import epoch_batches
 from minibert.lab import provenance
-from minibert.runs import RunSettings, evaluate, predict
+from minibert.runs import evaluate, predict
 from minibert.train import TrainSettings, configure, train
 
 minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
@@ -72,13 +72,13 @@ print(f"train on {len(train_examples)} questions, score on {len(eval_examples)} 
 
 tok = minibert.Tokenizer.from_pretrained("minilm-l6")
 base = minibert.BertModel.from_pretrained("minilm-l6")     # one frozen base for every run
-settings = RunSettings(seed=SEED, batch_size=BATCH_SIZE, max_seq_length=MAX_SEQ_LENGTH)
 EVAL_BATCH_SIZE = 64
 steps_per_epoch = math.ceil(len(train_examples) / BATCH_SIZE)
 
 
 def batches(epoch, start):
-    return epoch_batches(tok, train_examples, settings, epoch, start)
+    return epoch_batches(tok, train_examples, epoch, seed=SEED, batch_size=BATCH_SIZE,
+                         max_length=MAX_SEQ_LENGTH, start=start)
 
 
 def score(model, head):

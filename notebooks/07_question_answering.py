@@ -26,7 +26,6 @@
 # paragraph by character offsets; EM and F1 score it against the annotators' answers.
 
 # %%
-from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -176,13 +175,12 @@ train_questions = load_questions("train", max_questions=TRAIN_QUESTIONS)
 train_windows = make_windows(tok, train_questions, MAX_SEQ_LENGTH, DOC_STRIDE)
 dev_windows = make_windows(tok, dev, MAX_SEQ_LENGTH, DOC_STRIDE)
 settings = TrainSettings(lr=3e-3, epochs=EPOCHS)
-order = SimpleNamespace(seed=SEED, batch_size=BATCH_SIZE)     # what epoch_examples reads
 losses = []
 
 
 def batches(epoch, start):
-    return window_batches(epoch_examples(train_windows, order, epoch, start), BATCH_SIZE,
-                          tok.pad_token_id)
+    return window_batches(epoch_examples(train_windows, epoch, seed=SEED, batch_size=BATCH_SIZE,
+                                         start=start), BATCH_SIZE, tok.pad_token_id)
 
 
 train(model, head, batches, settings, -(-len(train_windows) // BATCH_SIZE),

@@ -259,3 +259,17 @@ def test_the_adapters_own_layernorms_are_not_decayed():
 def test_bad_variant_settings_are_named(fields, message):
     with pytest.raises(ValueError, match=message):
         add_adapters(minibert.BertModel(tiny_config()), size=2, **fields)
+
+
+def test_a_runs_adapter_settings_are_adapter_configs_fields_with_its_defaults():
+    import dataclasses
+    from minibert.adapters import AdapterConfig
+    from minibert.runs.settings import ADAPTER_SETTINGS, RunSettings
+    fields = {f.name: f.default for f in dataclasses.fields(AdapterConfig)}
+    assert sorted(ADAPTER_SETTINGS.values()) == sorted(fields)
+    defaults = {f.name: f.default for f in dataclasses.fields(RunSettings)}
+    for setting, name in ADAPTER_SETTINGS.items():
+        assert defaults[setting] == fields[name], setting
+    settings = RunSettings(adapter_placement="pfeiffer", adapter_ln_before=True, leave_out=[1, 0])
+    assert settings.adapter_config() == AdapterConfig(placement="pfeiffer", ln_before=True,
+                                                      leave_out=(0, 1))

@@ -1,5 +1,4 @@
 """An epoch's order (plain shuffling, or grouped by length), padding, and resumable batches."""
-import dataclasses
 import json
 
 import numpy as np
@@ -10,13 +9,6 @@ from minibert.data.batching import (epoch_batches, epoch_order, make_batches, pa
                                     token_lengths)
 from minibert.cli import main
 from minibert.tokenizer import Tokenizer
-
-
-@dataclasses.dataclass
-class Settings:
-    seed: int = 0
-    batch_size: int = 4
-    max_seq_length: int = 128
 
 
 def test_plain_order_is_the_seeded_permutation():
@@ -59,8 +51,9 @@ def test_an_epoch_resumed_at_a_batch_gives_the_same_batches(group):
     tokenizer = Tokenizer.from_pretrained("minilm-l6")
     examples = tasks.load_examples("TREC-6", "train", max_examples=40)
     lengths = token_lengths(tokenizer, examples, 128) if group else None
-    whole = list(epoch_batches(tokenizer, examples, Settings(), 2, 0, lengths))
-    resumed = list(epoch_batches(tokenizer, examples, Settings(), 2, 6, lengths))
+    order = {"seed": 0, "batch_size": 4, "max_length": 128, "lengths": lengths}
+    whole = list(epoch_batches(tokenizer, examples, 2, start=0, **order))
+    resumed = list(epoch_batches(tokenizer, examples, 2, start=6, **order))
     assert len(whole) == 10 and len(resumed) == 4
     for a, b in zip(whole[6:], resumed):
         for key in a:

@@ -2,7 +2,6 @@
 its GFLOP/s rest on agree with a count made by hand from the shapes."""
 import itertools
 import json
-import types
 
 import pytest
 
@@ -117,9 +116,8 @@ def test_flop_counts_match_a_count_by_hand(model, batch, tokens, workload):
 def test_report_of_a_tasks_real_batches(capsys):
     # the batches `minibert train` makes first: seed 0's order, each padded to its longest
     examples = tasks.load_examples("TREC-6", "train")
-    settings = types.SimpleNamespace(seed=0, batch_size=4, max_seq_length=128)
     first = list(itertools.islice(epoch_batches(Tokenizer.from_pretrained("minilm-l6"), examples,
-                                                settings, 0), 2))
+                                                0, seed=0, batch_size=4, max_length=128), 2))
     shapes = [b["input_ids"].shape for b in first]
     real = sum(int(b["attention_mask"].sum()) for b in first)
     padded = sum(B * T for B, T in shapes)

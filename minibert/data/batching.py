@@ -59,13 +59,16 @@ def make_batches(tokenizer, examples, batch_size, max_length):
         yield batch
 
 
-def epoch_examples(examples, settings, epoch, start=0, lengths=None):
+def epoch_examples(examples, epoch, *, seed, batch_size, start=0, lengths=None):
     """One epoch's examples in the order epoch_order gives, from those of batch `start` on."""
-    order = epoch_order(len(examples), settings.seed, epoch, settings.batch_size, lengths)
-    return [examples[i] for i in order[start * settings.batch_size:]]
+    order = epoch_order(len(examples), seed, epoch, batch_size, lengths)
+    return [examples[i] for i in order[start * batch_size:]]
 
 
-def epoch_batches(tokenizer, examples, settings, epoch, start=0, lengths=None):
-    """One epoch's batches from batch `start` on, in the order epoch_order gives."""
-    return make_batches(tokenizer, epoch_examples(examples, settings, epoch, start, lengths),
-                        settings.batch_size, settings.max_seq_length)
+def epoch_batches(tokenizer, examples, epoch, *, seed, batch_size, max_length, start=0,
+                  lengths=None):
+    """One epoch's batches from batch `start` on, in the order epoch_order gives, each padded
+    to its longest sequence of at most max_length tokens."""
+    return make_batches(tokenizer, epoch_examples(examples, epoch, seed=seed,
+                                                  batch_size=batch_size, start=start,
+                                                  lengths=lengths), batch_size, max_length)

@@ -439,8 +439,7 @@ def pearson(predictions, labels):
 
 def spearman(predictions, labels):
     """Spearman correlation: Pearson of the ranks (ties get their average rank)."""
-    # imported here: scipy.stats takes a while to import, and `import minibert` reads this
-    # module (for the checks of task names) without needing it
+    # imported here: scipy.stats takes a while to import, and only STS-B's score needs it
     from scipy.stats import rankdata
     return pearson(rankdata(predictions), rankdata(labels))
 

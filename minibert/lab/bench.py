@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 
@@ -314,8 +313,8 @@ def _task_batches(task, batch_size, count, data_dir, max_seq_length=128):
     from ..data.batching import epoch_batches
     from ..tokenizer import Tokenizer
     examples = tasks.load_examples(task, "train", data_dir)
-    settings = types.SimpleNamespace(seed=0, batch_size=batch_size, max_seq_length=max_seq_length)
-    made = epoch_batches(Tokenizer.from_pretrained(DEFAULT_MODEL), examples, settings, 0)
+    made = epoch_batches(Tokenizer.from_pretrained(DEFAULT_MODEL), examples, 0, seed=0,
+                         batch_size=batch_size, max_length=max_seq_length)
     batches = [batch for batch, _ in zip(made, range(count))]
     for batch in batches:       # for the benchmark's 2-class head: the time does not depend on them
         batch["labels"] = np.arange(len(batch["labels"])) % 2

@@ -44,7 +44,8 @@ class QuestionAnsweringRun(Run):
     def epoch_batches(self, epoch, start):
         settings = self.settings
         grouping = self.lengths if settings.group_by_length else None
-        windows = epoch_examples(self.data.train, settings, epoch, start, grouping)
+        windows = epoch_examples(self.data.train, epoch, seed=settings.seed,
+                                 batch_size=settings.batch_size, start=start, lengths=grouping)
         return window_batches(windows, settings.batch_size, self.tokenizer.pad_token_id)
 
     def evaluate(self):

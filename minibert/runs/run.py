@@ -98,7 +98,9 @@ def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=Non
     grouping = lengths if settings.group_by_length else None
 
     def batches(epoch, start):
-        return epoch_batches(tokenizer, examples, settings, epoch, start, grouping)
+        return epoch_batches(tokenizer, examples, epoch, seed=settings.seed,
+                             batch_size=settings.batch_size,
+                             max_length=settings.max_seq_length, start=start, lengths=grouping)
     return train(model, head, batches, settings.train_settings(),
                  math.ceil(len(examples) / settings.batch_size), optimizer, progress, on_step,
                  on_epoch)
@@ -164,8 +166,10 @@ class Run:
     def epoch_batches(self, epoch, start):
         """Epoch `epoch`'s training batches from batch `start` on."""
         grouping = self.lengths if self.settings.group_by_length else None
-        return epoch_batches(self.tokenizer, self.data.train, self.settings, epoch, start,
-                             grouping)
+        settings = self.settings
+        return epoch_batches(self.tokenizer, self.data.train, epoch, seed=settings.seed,
+                             batch_size=settings.batch_size,
+                             max_length=settings.max_seq_length, start=start, lengths=grouping)
 
     def evaluate(self, examples=None):
         """The task's metrics (and "score") on the evaluation examples (or `examples`)."""

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .. import adapterhub, checks
-from ..adapters import ACTIVATIONS, DEFAULT_SIZE, PLACEMENTS, SITES, AdapterConfig
+from ..adapters import ACTIVATIONS, PLACEMENTS, SITES, AdapterConfig
 from ..heads import POOLINGS
 from ..named_models import DEFAULT_MODEL, check_model, default_pooling
 from ..train import DEFAULT_LR, METHODS, TrainSettings
@@ -15,9 +15,14 @@ from ..data import own_data, tasks
 from ..qa import squad
 from .checkpoint import read_manifest
 
-# the settings of the adapter's variant (AdapterConfig's fields), for the adapters method alone
-VARIANT = ("adapter_placement", "adapter_activation", "adapter_sites", "adapter_scaling",
-           "adapter_ln_before", "adapter_ln_after", "leave_out")
+# a run's adapter settings: AdapterConfig's fields, each under its setting's name
+ADAPTER_SETTINGS = {"adapter_size": "size", "adapter_init_std": "init_std",
+                    "adapter_activation": "activation", "leave_out": "leave_out",
+                    "adapter_placement": "placement", "adapter_sites": "sites",
+                    "adapter_scaling": "scaling", "adapter_ln_before": "ln_before",
+                    "adapter_ln_after": "ln_after"}
+# those of the adapter's variant, which the adapters method alone takes
+VARIANT = tuple(s for s in ADAPTER_SETTINGS if s not in ("adapter_size", "adapter_init_std"))
 CHECKPOINT = "checkpoint.safetensors"    # an interrupted run's, in its output folder
 RESULTS = "results.json"                 # a finished run's
 QUESTION_ANSWERING = squad.SQUAD.kind
@@ -35,16 +40,17 @@ class RunSettings:
     model: str = DEFAULT_MODEL
     out: str = None                    # None: runs/<task, lower case, no dashes> (runs/trec6),
                                        # or runs/<training file's stem>
-    adapter_size: int = DEFAULT_SIZE
-    adapter_init_std: float = 1e-3
-    adapter_placement: str = "houlsby"  # houlsby | pfeiffer | parallel (the adapters module)
-    adapter_activation: str = "gelu"    # the bottleneck's nonlinearity
-    adapter_sites: tuple = None        # attention.output and/or output; None: the placement's
-    adapter_scaling: float = None      # the bottleneck's output times this; None: the placement's
-    adapter_ln_before: bool = False    # a LayerNorm of each adapter's own before down
-    adapter_ln_after: bool = False     # and after up
-    leave_out: tuple = ()              # layers without adapters
-    pooling: str = None                # cls | mean; None: the checkpoint's (default_pooling);
+    # the adapter (AdapterConfig's fields and defaults; ADAPTER_SETTINGS)
+    adapter_size: int = AdapterConfig.size
+    adapter_init_std: float = AdapterConfig.init_std
+    adapter_placement: str = AdapterConfig.placement      # houlsby | pfeiffer | parallel
+    adapter_activation: str = AdapterConfig.activation    # the bottleneck's nonlinearity
+    adapter_sites: tuple = AdapterConfig.sites            # None: the placement's
+    adapter_scaling: float = AdapterConfig.scaling        # None: the placement's
+    adapter_ln_before: bool = AdapterConfig.ln_before     # a LayerNorm of its own before down
+    adapter_ln_after: bool = AdapterConfig.ln_after       # and after up
+    leave_out: tuple = AdapterConfig.leave_out            # layers without adapters
+    pooling: str = None                # cls | mean | cls_token; None: the checkpoint's;
                                        # SQuAD's head reads every token and takes none
     top_k: int = None
     data_dir: str = None
@@ -145,10 +151,10 @@ class RunSettings:
 
     def adapter_config(self):
         """The AdapterConfig of an adapters run."""
-        sites = None if self.adapter_sites is None else tuple(self.adapter_sites)
-        return AdapterConfig(self.adapter_size, self.adapter_init_std, self.adapter_activation,
-                             tuple(self.leave_out), self.adapter_placement, sites,
-                             self.adapter_scaling, self.adapter_ln_before, self.adapter_ln_after)
+        def field(value):                    # lists, as results.json keeps them, as tuples
+            return tuple(value) if isinstance(value, list) else value
+        return AdapterConfig(**{name: field(getattr(self, setting))
+                                for setting, name in ADAPTER_SETTINGS.items()})
 
     def _check_no_files(self):
         """Without train_file, the options of your own files are not taken."""
