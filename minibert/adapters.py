@@ -302,8 +302,9 @@ def bottleneck_backward(module, name, dy, cache, config):
 
 
 def adapter_forward(module, name, x, config="gelu"):
-    # x (B, T, C) -> x + bottleneck(x) (B, T, C): Houlsby's adapter, with its internal skip.
-    # config: an AdapterConfig, or the name of the nonlinearity (a plain Houlsby adapter)
+    # x (B, T, C) -> x + bottleneck(x) (B, T, C): Houlsby's adapter, with its internal skip (the
+    # houlsby placement's block end uses it). config: an AdapterConfig, or the name of the
+    # nonlinearity (a plain Houlsby adapter)
     config = AdapterConfig(activation=config) if isinstance(config, str) else config
     y, cache = bottleneck_forward(module, name, x, config)
     return x + y, cache
@@ -320,14 +321,15 @@ def block_end_forward(module, site, o, x, config, eps):
     module's docstring): o the sub-layer's output, x the block's input (B, T, C) -> (B, T, C)."""
     name, layernorm = site + ".adapter", site + ".LayerNorm"
     cache = {}
-    if config.placement == "houlsby":
-        u = o
-    elif config.placement == "pfeiffer":
+    if config.placement == "houlsby":            # LN((o + A(o)) + x): Houlsby's adapter on o
+        h, cache["adapter"] = adapter_forward(module, name, o, config)
+        y, cache["layernorm"] = module.layernorm(h + x, layernorm, eps)
+        return y, cache
+    if config.placement == "pfeiffer":
         u, cache["first_layernorm"] = module.layernorm(o + x, layernorm, eps)
     else:
         u = x
     a, cache["adapter"] = bottleneck_forward(module, name, u, config)
-    # houlsby: (o + A(o)) + x, the order of the adapter's own skip before the residual add
     y, cache["layernorm"] = module.layernorm(o + a + x, layernorm, eps)
     return y, cache
 
@@ -337,9 +339,9 @@ def block_end_backward(module, site, dy, cache, config):
     """dy (B, T, C) -> (do, dx): the gradients of the sub-layer's output and the block's input."""
     name, layernorm = site + ".adapter", site + ".LayerNorm"
     dsum = module.layernorm_backward(dy, cache["layernorm"], layernorm)      # d(o + a + x)
-    du = bottleneck_backward(module, name, dsum, cache["adapter"], config)
     if config.placement == "houlsby":
-        return dsum + du, dsum
+        return adapter_backward(module, name, dsum, cache["adapter"], config), dsum
+    du = bottleneck_backward(module, name, dsum, cache["adapter"], config)
     if config.placement == "pfeiffer":
         # the block's LayerNorm used a second time: its gradients add to the first use's
         dz = module.layernorm_backward(du, cache["first_layernorm"], layernorm)

@@ -182,13 +182,18 @@ class BertModel(Module):
                                     {n: to_host(p) for n, p in self.owned.params.items()})
 
     # ------------------------------------------------------------------ forward
-    def forward(self, input_ids, *, token_type_ids=None, attention_mask=None, keep_cache=True):
+    def forward(self, input_ids, *positional, token_type_ids=None, attention_mask=None,
+                keep_cache=True):
         """input_ids, token_type_ids, attention_mask (B, T) -> sequence (B, T, C), pooled (B, C).
-        All but input_ids by keyword: a swapped mask and token types would pass unnoticed.
+        All but input_ids by keyword: a mask and token types swapped would pass unnoticed.
 
         keep_cache=False (inference): each layer's caches are dropped as soon as it is done, so
         memory holds one layer's activations instead of L; backward and attention_probs then
         have nothing to work from."""
+        if positional:
+            raise TypeError("forward: pass token_type_ids= and attention_mask= by keyword after "
+                            "input_ids (transformers' order is input_ids, attention_mask, "
+                            "token_type_ids: by position they are easily swapped)")
         input_ids, token_type_ids, attention_mask = self._check_inputs(
             input_ids, token_type_ids, attention_mask)
         self._cache = None      # the last pass's caches go before this one's are made

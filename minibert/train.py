@@ -122,9 +122,9 @@ def make_optimizer(model, head, settings):
                  weight_decay=settings.weight_decay)
 
 
-def train(model, head, epoch_batches, settings, steps_per_epoch, optimizer=None, progress=None,
+def training_loop(model, head, epoch_batches, settings, steps_per_epoch, optimizer=None, progress=None,
           on_step=None, on_epoch=None):
-    """The training loop, the one every run takes (the commands' Run.train, the notebooks, the
+    """The training loop, the one every run takes (the commands' Run.run_training, the notebooks, the
     analyses): until settings.epochs epochs are complete, from `progress` on (a fresh start
     when None). epoch_batches(epoch, start) yields that epoch's batch dicts from batch `start`
     on, in the same order every time. What a caller adds plugs in: on_step(progress, loss,

@@ -41,7 +41,7 @@ from minibert.data import tasks
 from minibert.data.batching import epoch_batches
 from minibert.lab import provenance
 from minibert.runs import evaluate
-from minibert.train import TrainSettings, configure, train
+from minibert.train import TrainSettings, configure, training_loop
 
 minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
 
@@ -113,8 +113,8 @@ for method, (model, head) in models.items():
     print(f"{method:9s} trains {trained:>10,d} of {total:>10,d} parameters ({100 * trained / total:.2f}%)")
 
 # %% [markdown]
-# The training loop is `minibert.train.train`: for each batch, forward, loss, backward,
-# gradient clipping at norm 1, and an AdamW step, with the learning rate warmed up over the
+# The training loop is `minibert.train.training_loop`, the one `minibert train` runs too: for
+# each batch, forward, loss, backward, gradient clipping at norm 1, and an AdamW step, with the learning rate warmed up over the
 # first 10% of the steps and then decayed linearly to zero. Batches come from a function of
 # the epoch (and of the batch to start from, used when a run resumes): `batching.epoch_batches`
 # shuffles each epoch with a generator seeded by (seed, epoch) and pads each batch to its own
@@ -143,8 +143,8 @@ for method, (model, head) in models.items():
     frozen_before = model.params["encoder.layer.2.attention.self.query.weight"].copy()
     losses = []
     start = time.perf_counter()
-    train(model, head, batches, TrainSettings(lr=LEARNING_RATE[method], epochs=EPOCHS),
-          steps_per_epoch, on_step=lambda progress, loss, examples: losses.append(loss))
+    training_loop(model, head, batches, TrainSettings(lr=LEARNING_RATE[method], epochs=EPOCHS),
+                  steps_per_epoch, on_step=lambda progress, loss, examples: losses.append(loss))
     seconds = time.perf_counter() - start
     metrics = evaluate(model, head, tok, "TREC-6", test, EVAL_BATCH_SIZE, MAX_SEQ_LENGTH)
     unchanged = np.array_equal(model.params["encoder.layer.2.attention.self.query.weight"],

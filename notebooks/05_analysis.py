@@ -46,7 +46,7 @@ from minibert.data import tasks
 from minibert.data.batching import epoch_batches
 from minibert.lab import provenance
 from minibert.runs import evaluate, predict
-from minibert.train import TrainSettings, configure, train
+from minibert.train import TrainSettings, configure, training_loop
 
 minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
 
@@ -97,8 +97,8 @@ def train_adapters(name, init_std):
     head = minibert.SequenceClassificationHead(base.config.hidden_size, spec.num_labels, seed=SEED)
     configure(base, head, "adapters")
     losses = []
-    train(base, head, batches, TrainSettings(lr=LEARNING_RATE, epochs=EPOCHS),
-          steps_per_epoch, on_step=lambda progress, loss, examples: losses.append(loss))
+    training_loop(base, head, batches, TrainSettings(lr=LEARNING_RATE, epochs=EPOCHS),
+                  steps_per_epoch, on_step=lambda progress, loss, examples: losses.append(loss))
     return head, np.array(losses)
 
 # %% [markdown]

@@ -40,7 +40,7 @@ from minibert.qa.metric import normalize_answer, squad_scores, token_f1
 from minibert.qa.squad import load_questions
 from minibert.qa.windows import make_windows, window_batches
 from minibert.runs import predict_answers
-from minibert.train import TrainSettings, configure, train
+from minibert.train import TrainSettings, configure, training_loop
 
 minibert.speed.enable()     # the ops shared out over the CPU cores, as `minibert train` runs them
 
@@ -183,8 +183,8 @@ def batches(epoch, start):
                                          start=start), BATCH_SIZE, tok.pad_token_id)
 
 
-train(model, head, batches, settings, -(-len(train_windows) // BATCH_SIZE),
-      on_step=lambda progress, loss, n: losses.append(loss))
+training_loop(model, head, batches, settings, -(-len(train_windows) // BATCH_SIZE),
+              on_step=lambda progress, loss, n: losses.append(loss))
 print(f"{len(train_questions)} questions -> {len(train_windows)} windows; "
       f"{len(losses)} steps, loss {losses[0]:.2f} -> {np.mean(losses[-5:]):.2f}")
 plt.plot(losses)

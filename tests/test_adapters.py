@@ -12,7 +12,7 @@ from minibert.config import BertConfig
 from minibert.gradcheck import assert_gradients, random_projection
 from minibert.model import parameter_shapes
 from minibert.named_models import config_of
-from minibert.train import METHODS, TrainSettings, configure, train
+from minibert.train import METHODS, TrainSettings, configure, training_loop
 
 from closeness import assert_close
 from conftest import head_loss_with_gradients, tiny_config
@@ -135,7 +135,7 @@ def test_training_lowers_the_loss_and_leaves_frozen_weights_untouched(method, mo
                         lambda dy, x: weight_grads.append(dy.shape[-1]) or original(dy, x))
     batches = tiny_task()
     before = mean_loss(model, head, batches)
-    progress = train(model, head, lambda epoch, start: batches[start:],
+    progress = training_loop(model, head, lambda epoch, start: batches[start:],
                      TrainSettings(lr=3e-2, epochs=15), steps_per_epoch=len(batches))
     after = mean_loss(model, head, batches)
     # from ~ln 2 on a balanced binary task; the head alone on random features learns least
@@ -155,14 +155,14 @@ def test_two_task_adapters_on_one_base(batch):
     head_a = minibert.SequenceClassificationHead(8, 2, seed=1)
     configure(model, head_a, "adapters")
     batches = tiny_task()
-    train(model, head_a, lambda e, start: batches[start:], TrainSettings(lr=1e-2, epochs=2),
+    training_loop(model, head_a, lambda e, start: batches[start:], TrainSettings(lr=1e-2, epochs=2),
           len(batches))
     a_seq = model.forward(**batch)[0]
 
     add_adapters(model, size=8, init_std=1e-2, name="task_b")
     head_b = minibert.SequenceClassificationHead(8, 2, seed=2)
     configure(model, head_b, "adapters")
-    train(model, head_b, lambda e, start: tiny_task(seed=1)[start:], TrainSettings(lr=1e-2, epochs=2),
+    training_loop(model, head_b, lambda e, start: tiny_task(seed=1)[start:], TrainSettings(lr=1e-2, epochs=2),
           4)
     b_seq = model.forward(**batch)[0]
     assert not np.allclose(a_seq, b_seq)

@@ -14,7 +14,7 @@ import safetensors.numpy
 
 import minibert
 from minibert import cli, runs
-from minibert.runs import run as run_module
+from minibert import train as training
 from minibert.cli import main
 from minibert.runs import CHECKPOINT, Interrupted, RunSettings, run_train
 from minibert.runs.checkpoint import FORMAT
@@ -47,14 +47,14 @@ def start_instead(settings, resume, overwrite):
 def interrupt_at_step(monkeypatch, step):
     """Send this process a real SIGINT during optimizer step `step`."""
     calls = []
-    original = run_module.train_step
+    original = training.train_step
 
     def step_then_signal(*args, **kwargs):
         calls.append(1)
         if len(calls) == step:
             os.kill(os.getpid(), signal.SIGINT)
         return original(*args, **kwargs)
-    monkeypatch.setattr(run_module, "train_step", step_then_signal)
+    monkeypatch.setattr(training, "train_step", step_then_signal)      # the one training loop's
 
 
 @pytest.fixture(scope="module")

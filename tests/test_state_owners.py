@@ -160,7 +160,7 @@ def test_save_pretrained_with_a_set_active_writes_the_base(config, batch, tmp_pa
 # --- 7. forward's arguments after input_ids are keyword-only ---
 def test_forward_refuses_positional_mask_or_token_types(config, batch):
     model = minibert.BertModel(config)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="pass token_type_ids= and attention_mask= by keyword"):
         model.forward(batch["input_ids"], batch["attention_mask"])
 
 

@@ -20,7 +20,7 @@ from minibert import cli
 from minibert.lab import sweep
 from minibert.runs.lock import LOCK
 from minibert.runs import CHECKPOINT, RunSettings, run_train
-from minibert.lab.sweep import TRIAL_LOG, Engine, Grid, plan, run_sweep
+from minibert.lab.sweep import TRIAL_LOG, Engine, Grid, grid_trials, run_sweep
 from minibert.speed.plans import cpu_name
 
 from conftest import snapshot, without_timings
@@ -51,12 +51,12 @@ def test_the_paper_grid_is_the_papers():
     adapters = Grid.make("adapters", "paper")
     assert (adapters.lr, adapters.epochs, adapters.adapter_size, adapters.seeds) == (
         (3e-5, 3e-4, 3e-3), (3, 20), (8, 64, 256), 5)
-    trials = plan("runs/x", {"task": "TREC-6"}, adapters)
+    trials = grid_trials("runs/x", {"task": "TREC-6"}, adapters)
     assert len(trials) == 3 * 2 * 3 * 5 == 90
     settings = trials["lr0.0003-epochs20-size256-seed4"]
     assert (settings.lr, settings.epochs, settings.adapter_size, settings.seed) == (3e-4, 20, 256, 4)
     assert settings.out == str(Path("runs/x/trials/lr0.0003-epochs20-size256-seed4").absolute())
-    assert len(plan("runs/x", {"method": "full"}, Grid.make("full", "paper"))) == 4 * 5
+    assert len(grid_trials("runs/x", {"method": "full"}, Grid.make("full", "paper"))) == 4 * 5
 
 
 @pytest.mark.parametrize("argv, option", [
@@ -75,7 +75,7 @@ def test_options_that_do_not_go_together_are_refused_by_name(tmp_path, capsys, a
 
 def test_ray_and_matplotlib_load_only_to_run_trials_and_to_draw():
     code = ("import sys; from minibert.lab import sweep, sweep_report; "
-            "sweep.plan('runs/x', {}, sweep.Grid.make('adapters', 'paper')); "
+            "sweep.grid_trials('runs/x', {}, sweep.Grid.make('adapters', 'paper')); "
             "loaded = {'ray', 'matplotlib'} & set(sys.modules); assert not loaded, loaded")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO)

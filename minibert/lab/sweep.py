@@ -108,7 +108,7 @@ def trial_name(method, lr, epochs, adapter_size, seed):
     return f"lr{lr:g}-epochs{epochs}{size}-seed{seed}"
 
 
-def plan(out, base, grid):
+def grid_trials(out, base, grid):
     """{trial name: RunSettings} of every trial of the grid on the settings `base` ({setting:
     value}, the swept ones left out), each checked, each writing into OUT/trials/NAME; the
     paths made absolute."""
@@ -173,7 +173,7 @@ def run_sweep(out, base, grid, engine=None, report=print):
     engine = engine or Engine()
     checks.output_folder("out", out)
     engine.check(base.get("device"))
-    trials = plan(out, base, grid)
+    trials = grid_trials(out, base, grid)
     shared = shared_settings(next(iter(trials.values())))
     _check_same_sweep(Path(out), shared)
     with locked(out):

@@ -36,7 +36,7 @@ def run_train(settings, resume=False, overwrite=False):
         run.replaces_finished_run = not resume and finished.exists()
         if resume:
             run.resume()
-        run.train()
+        run.run_training()
         return run.finish()
 
 

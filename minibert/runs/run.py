@@ -1,6 +1,6 @@
 """A training run on a real task, end to end: data -> tokenizer -> model (+ adapters) ->
 training, with an evaluation and a checkpoint after each epoch -> results.json (+ the adapter
-file). `Run.train` runs the one training loop (train.train) with what a run adds after each
+file). `Run.run_training` runs the one training loop (train.training_loop) with what a run adds after each
 step and epoch: the progress bar, checkpoints, evaluation, stop requests;
 `QuestionAnsweringRun` (qa_run.py) changes what a task of that kind changes. The analyses build their runs from the same steps.
 """
@@ -25,7 +25,7 @@ from ..heads import SequenceClassificationHead
 from ..model import BertModel
 from ..param_names import is_adapter
 from ..tokenizer import Tokenizer
-from ..train import Progress, configure, make_optimizer, train
+from ..train import Progress, configure, make_optimizer, training_loop
 from ..data import own_data, tasks
 from ..data.batching import epoch_batches, epoch_order, padding_share, token_lengths
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -90,7 +90,7 @@ def new_head(model, spec, seed, pooling="cls", pooling_reason=None):
 
 def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=None, on_step=None,
         on_epoch=None, lengths=None):
-    """train.train on the examples with the settings' learning rate, epochs, batch size and
+    """train.training_loop on the examples with the settings' learning rate, epochs, batch size and
     shuffling seed (grouped by length if the settings say so, with the examples' token
     `lengths`, counted here when not given); returns the progress."""
     if settings.group_by_length and lengths is None:
@@ -101,7 +101,7 @@ def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=Non
         return epoch_batches(tokenizer, examples, epoch, seed=settings.seed,
                              batch_size=settings.batch_size,
                              max_length=settings.max_seq_length, start=start, lengths=grouping)
-    return train(model, head, batches, settings.train_settings(),
+    return training_loop(model, head, batches, settings.train_settings(),
                  math.ceil(len(examples) / settings.batch_size), optimizer, progress, on_step,
                  on_epoch)
 
@@ -196,9 +196,9 @@ class Run:
                 (self.out / name).unlink(missing_ok=True)
             self.replaces_finished_run = False
 
-    def train(self):
+    def run_training(self):
         """Train to the last epoch with a progress bar, from where the run stands, in the one
-        training loop (train.train): after each epoch, evaluate and checkpoint; every
+        training loop (train.training_loop): after each epoch, evaluate and checkpoint; every
         settings.checkpoint_every steps, checkpoint. SIGINT or SIGTERM write a checkpoint and
         raise Interrupted."""
         settings, progress = self.settings, self.progress
@@ -224,10 +224,10 @@ class Run:
                                       f"written to {self.checkpoint.absolute()}; resume "
                                       f"with: minibert train --resume {self.out.absolute()}")
 
-            train(self.model, self.head, self.epoch_batches, settings.train_settings(),
-                  steps_per_epoch, self.optimizer, progress, on_step=after_step,
-                  on_epoch=lambda epoch, seconds, mean_loss: self.end_epoch(
-                      bar, epoch + 1, seconds, mean_loss))
+            training_loop(self.model, self.head, self.epoch_batches, settings.train_settings(),
+                          steps_per_epoch, self.optimizer, progress, on_step=after_step,
+                          on_epoch=lambda epoch, seconds, mean_loss: self.end_epoch(
+                              bar, epoch + 1, seconds, mean_loss))
 
     def data_summary(self, total_steps):
         """Lines shown as training begins: the labels found with their row counts, and a
