@@ -19,7 +19,7 @@ import safetensors.numpy
 from .adapters import AdapterConfig, AdapterSet, adapter_prefixes, adapter_shapes, layernorm_names
 from .backend import to_host
 from . import adapterhub
-from .atomic import write_atomically, write_folder_atomically
+from .atomic import write_atomically
 from .checks import BadValue
 from .pretrained import check_tensors
 from .heads import head_from_metadata
@@ -237,10 +237,8 @@ def _check_tensors(tensors, expected, path):
 
 def export_adapterhub(path, out, model_name=None, with_head=True):
     """Write the adapter file `path` as an AdapterHub adapter folder `out` (absent or empty),
-    which `BertAdapterModel.load_adapter(out, use_safetensors=True)` loads: its config, its
-    adapters under AdapterHub's names, the head (unless with_head is False) and, in
-    minibert_layernorms.safetensors, the LayerNorms trained with the adapters, which AdapterHub
-    has no place for. Returns the names of the files written."""
+    which `BertAdapterModel.load_adapter(out, use_safetensors=True)` loads
+    (adapterhub.write_folder). Returns the names of the files written."""
     path, out = Path(path), Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise BadValue("out", f"expected a new or empty folder, found {out}, which "
@@ -250,34 +248,8 @@ def export_adapterhub(path, out, model_name=None, with_head=True):
         raise ValueError(f"{path}: a trained file of method {info['method']}; only adapter "
                          "files have an AdapterHub form")
     config = adapter_config_of(info["adapter"], path)
-    C, L = info["base_config"]["hidden_size"], info["base_config"]["num_hidden_layers"]
     name = (info["task"] or path.stem).replace(".", "_")    # a module name: no dots
-    as_json = lambda config: json.dumps(adapterhub.full_config(config, C, name, model_name),
-                                        indent=2, sort_keys=True) + "\n"
-    files = {adapterhub.ADAPTER_CONFIG: as_json(adapterhub.bn_config(config, C)),
-             adapterhub.ADAPTER_WEIGHTS: {
-                 adapterhub.BASE_PREFIX + hub: tensors[ours]
-                 for ours, hub in adapterhub.tensor_names(config, L, name).items()},
-             adapterhub.LAYERNORMS: {adapterhub.BASE_PREFIX + n: tensors[n]
-                                     for n in layernorm_names(L)}}
-    head = info["head"]
-    if with_head and head is not None:
-        labels = (info.get("data") or {}).get("labels")
-        try:
-            config_of_head = adapterhub.head_config(head, labels, head.get("dropout_prob", 0.0))
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}; export the adapters alone (without the head)") \
-                from None
-        files[adapterhub.HEAD_CONFIG] = as_json(config_of_head)
-        files[adapterhub.HEAD_WEIGHTS] = {
-            hub: tensors[ours] for ours, hub in adapterhub.head_tensor_names(head, name).items()}
-
-    def write(folder):
-        for file, content in files.items():
-            if isinstance(content, str):
-                (folder / file).write_text(content, "utf-8")
-            else:
-                safetensors.numpy.save_file(content, folder / file, metadata={"format": "pt"})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_folder_atomically(out, write)
-    return list(files)
+    try:
+        return adapterhub.write_folder(out, config, info, tensors, name, model_name, with_head)
+    except ValueError as e:             # a head AdapterHub has no form for
+        raise ValueError(f"{path}: {e}") from None

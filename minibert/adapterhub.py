@@ -1,5 +1,6 @@
-"""AdapterHub's names for minibert's adapters: its bottleneck config (`BnConfig`) of an
-AdapterConfig, and its tensor names of an adapter set's tensors.
+"""AdapterHub's adapter folders, read and written: its names for minibert's adapters, its
+bottleneck config (`BnConfig`) of an AdapterConfig, and its tensor names of an adapter set's
+tensors.
 
 AdapterHub (`pip install adapters`) describes a bottleneck adapter by flags where minibert has a
 placement: Houlsby's is `original_ln_before=False` (the adapter reads the sub-layer's output),
@@ -15,7 +16,10 @@ import math
 import re
 from pathlib import Path
 
-from .adapters import SITES, AdapterConfig, adapter_prefixes, adapter_shapes
+import safetensors.numpy
+
+from .adapters import SITES, AdapterConfig, adapter_prefixes, adapter_shapes, layernorm_names
+from .atomic import write_folder_atomically
 from .pretrained import read_weights
 
 VERSION = "1.3.0"                     # the AdapterHub release these names are those of
@@ -123,6 +127,41 @@ def full_config(config, hidden_size, name, model_name):
 
 
 # ---------------------------------------------------------------------------- reading
+def write_folder(out, config, info, tensors, name, model_name=None, with_head=True):
+    """Write an adapter set (its AdapterConfig, an adapter file's metadata `info` and tensors)
+    as AdapterHub adapter folder `out`, atomically: its config, its adapters under AdapterHub's
+    names (adapter `name`), the head (unless with_head is False) and, in LAYERNORMS, the
+    LayerNorms trained with the adapters, which AdapterHub has no place for. Returns the names
+    of the files written."""
+    C, L = info["base_config"]["hidden_size"], info["base_config"]["num_hidden_layers"]
+    as_json = lambda config: json.dumps(full_config(config, C, name, model_name),
+                                        indent=2, sort_keys=True) + "\n"
+    files = {ADAPTER_CONFIG: as_json(bn_config(config, C)),
+             ADAPTER_WEIGHTS: {BASE_PREFIX + hub: tensors[ours]
+                               for ours, hub in tensor_names(config, L, name).items()},
+             LAYERNORMS: {BASE_PREFIX + n: tensors[n] for n in layernorm_names(L)}}
+    head = info["head"]
+    if with_head and head is not None:
+        labels = (info.get("data") or {}).get("labels")
+        try:
+            config_of_head = head_config(head, labels, head.get("dropout_prob", 0.0))
+        except ValueError as e:
+            raise ValueError(f"{e}; export the adapters alone (without the head)") from None
+        files[HEAD_CONFIG] = as_json(config_of_head)
+        files[HEAD_WEIGHTS] = {hub: tensors[ours]
+                               for ours, hub in head_tensor_names(head, name).items()}
+
+    def write(folder):
+        for file, content in files.items():
+            if isinstance(content, str):
+                (folder / file).write_text(content, "utf-8")
+            else:
+                safetensors.numpy.save_file(content, folder / file, metadata={"format": "pt"})
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_folder_atomically(Path(out), write)
+    return list(files)
+
+
 FORMAT = "adapterhub"                 # the format read_folder's metadata says it came from
 ADAPTER_WEIGHTS_BIN, HEAD_WEIGHTS_BIN = "pytorch_adapter.bin", "pytorch_model_head.bin"
 # files before adapters 1.0 (adapter-transformers) named the tanh form "gelu", the erf "gelu_orig"
