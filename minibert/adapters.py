@@ -53,8 +53,8 @@ ACTIVATIONS = {
 
 @dataclasses.dataclass(frozen=True)
 class AdapterConfig:
-    """The adapter's variant, declared once: every other place (a run's settings, the commands'
-    options and defaults, AdapterHub's files, the analyses) reads its fields and defaults."""
+    """The adapter's variant and its defaults, written here alone: a run's settings take these
+    fields and defaults (runs.settings.ADAPTER_SETTINGS), and the commands' defaults theirs."""
     size: int = DEFAULT_SIZE       # M
     init_std: float = 1e-3         # adapter-bert's code uses 1e-3; the paper's text 1e-2
     activation: str = "gelu"       # AdapterHub's non_linearity
@@ -179,10 +179,11 @@ class AdapterSets:
         """The names the model computes with, in order: the base's, then the active set's
         adapters."""
         active = self.active_set
-        adapters = [] if active is None else [
-            n for n in active.params
-            if is_adapter(n) and layer_of(n) not in active.disabled_layers]
-        return list(self.model.owned.params) + adapters
+        base = self.model.owned.params
+        # a set's names beyond the base's LayerNorms are its adapters
+        adapters = [] if active is None else [n for n in active.params
+                                              if n not in base and self.owner_of(n) is active]
+        return list(base) + adapters
 
     def has_adapter(self, site):
         """Whether the model computes an adapter at `site` now."""

@@ -88,10 +88,7 @@ class ModelParameters(MutableMapping):
         self.model = model
 
     def __getitem__(self, name):
-        owner = self.model.adapters.owner_of(name)
-        if owner is None:
-            raise KeyError(name)
-        return owner.params[name]
+        return self.model.owner_of(name).params[name]
 
     def __setitem__(self, name, array):
         owner = self.model.owner_of(name)

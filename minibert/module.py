@@ -117,12 +117,10 @@ class Module:
         self._convert(lambda p: p.astype(self.dtype))
         return self
 
-    def _dtype(self, dtype):
-        try:
-            dtype = self.device.xp.dtype(dtype).name       # np.float32, "float32", ...: a name
-        except TypeError:
-            pass
-        return checks.choice("dtype", dtype, DTYPES)
+    @staticmethod
+    def _dtype(dtype):
+        # a dtype's name, whether given as a name, a scalar type or a dtype object
+        return checks.choice("dtype", getattr(dtype, "__name__", None) or str(dtype), DTYPES)
 
     def _convert(self, fn):
         self.owned.params = {n: fn(p) for n, p in self.owned.params.items()}

@@ -1,8 +1,9 @@
 """A training run on a real task, end to end: data -> tokenizer -> model (+ adapters) ->
 training, with an evaluation and a checkpoint after each epoch -> results.json (+ the adapter
-file). `Run.run_training` runs the one training loop (train.training_loop) with what a run adds after each
-step and epoch: the progress bar, checkpoints, evaluation, stop requests;
-`QuestionAnsweringRun` (qa_run.py) changes what a task of that kind changes. The analyses build their runs from the same steps.
+file). `Run.run_training` runs the one training loop (train.training_loop) with what a run adds
+after each step and epoch: the progress bar, checkpoints, evaluation, stop requests;
+`QuestionAnsweringRun` (qa_run.py) changes what a task of that kind changes. The analyses build
+their runs from the same steps.
 """
 import collections
 import contextlib
@@ -90,20 +91,25 @@ def new_head(model, spec, seed, pooling="cls", pooling_reason=None):
 
 def fit(model, head, tokenizer, examples, settings, optimizer=None, progress=None, on_step=None,
         on_epoch=None, lengths=None):
-    """train.training_loop on the examples with the settings' learning rate, epochs, batch size and
-    shuffling seed (grouped by length if the settings say so, with the examples' token
+    """train.training_loop on the examples with the settings' learning rate, epochs, batch size
+    and shuffling seed (grouped by length if the settings say so, with the examples' token
     `lengths`, counted here when not given); returns the progress."""
     if settings.group_by_length and lengths is None:
         lengths = token_lengths(tokenizer, examples, settings.max_seq_length)
-    grouping = lengths if settings.group_by_length else None
 
     def batches(epoch, start):
-        return epoch_batches(tokenizer, examples, epoch, seed=settings.seed,
-                             batch_size=settings.batch_size,
-                             max_length=settings.max_seq_length, start=start, lengths=grouping)
+        return settings_batches(tokenizer, examples, settings, epoch, start, lengths)
     return training_loop(model, head, batches, settings.train_settings(),
-                 math.ceil(len(examples) / settings.batch_size), optimizer, progress, on_step,
-                 on_epoch)
+                         math.ceil(len(examples) / settings.batch_size), optimizer, progress,
+                         on_step, on_epoch)
+
+
+def settings_batches(tokenizer, examples, settings, epoch, start, lengths):
+    """Epoch `epoch`'s batches from batch `start` on, in the order and sizes the RunSettings
+    give (grouped by the token `lengths` when they say so)."""
+    return epoch_batches(tokenizer, examples, epoch, seed=settings.seed,
+                         batch_size=settings.batch_size, max_length=settings.max_seq_length,
+                         start=start, lengths=lengths if settings.group_by_length else None)
 
 
 MIN_STEPS = 20            # fewer optimizer steps than this: a warning as training begins
@@ -165,11 +171,8 @@ class Run:
 
     def epoch_batches(self, epoch, start):
         """Epoch `epoch`'s training batches from batch `start` on."""
-        grouping = self.lengths if self.settings.group_by_length else None
-        settings = self.settings
-        return epoch_batches(self.tokenizer, self.data.train, epoch, seed=settings.seed,
-                             batch_size=settings.batch_size,
-                             max_length=settings.max_seq_length, start=start, lengths=grouping)
+        return settings_batches(self.tokenizer, self.data.train, self.settings, epoch, start,
+                                self.lengths)
 
     def evaluate(self, examples=None):
         """The task's metrics (and "score") on the evaluation examples (or `examples`)."""

@@ -3,8 +3,8 @@
 NumPy runs each operation on one core. Almost every op of BERT treats the rows of its arrays
 independently (a row: one sequence of the batch), and says so where it is written
 (`minibert.ops.row_wise`). Once `share_out()` is called (minibert.speed.enable does), every
-call of such an op on NumPy goes through `over_rows`, this module's executor: the arrays are cut
-into chunks of rows, the plain op runs on each chunk, and a pool of threads takes the chunks,
+call of such an op on NumPy goes through `run_over_rows`, this module's executor: the arrays are
+cut into chunks of rows, the plain op runs on each chunk, and a pool of threads takes the chunks,
 each thread a run of them. NumPy releases Python's lock inside its loops, so the threads
 compute at once.
 
@@ -22,8 +22,7 @@ differently from one over all rows. Sums over rows (a weight gradient) are added
 
 A block's end with its adapter (`adapters.block_end_forward` and `_backward`: the adapter's
 products and nonlinearity, the residual adds, the LayerNorm) is declared row-wise too and cut as
-one op, so the whole
-chain runs on a chunk while it is in the cache. Its gradients go into the model: each chunk
+one op, so the whole chain runs on a chunk while it is in the cache. Its gradients go into the model: each chunk
 adds them into a copy of the model of its own, and the chunks' sums are added into the model's
 in row order.
 
